@@ -1,0 +1,5 @@
+import sys
+
+from kolabmeet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,26 @@
+"""The shared-secret check in front of every HTTP route but the signaling socket."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def token_middleware(token: str, open_prefix: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """403 with an empty body unless X-Auth-Token equals `token` (constant-time)."""
+    expected = token.encode()
+
+    @web.middleware
+    async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(open_prefix):
+            return await handler(request)
+        given = request.headers.get("X-Auth-Token", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return web.Response(status=403)
+        return await handler(request)
+
+    return check_token

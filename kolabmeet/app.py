@@ -1,0 +1,67 @@
+"""The server: HTTP API, signaling and media workers, started and stopped together."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+
+from aiohttp import web
+
+from kolabmeet.api.auth import token_middleware
+from kolabmeet.api.routes import Api
+from kolabmeet.api.webhooks import Webhooks
+from kolabmeet.config import Config
+from kolabmeet.media.pool import WorkerPool
+from kolabmeet.signaling.rooms import Rooms
+from kolabmeet.signaling.server import SIGNALING_PATH, Signaling
+
+log = logging.getLogger("kolabmeet")
+
+
+class Server:
+    """One kolabmeet server. `in_process_workers` runs media workers in this event loop (tests)."""
+
+    def __init__(self, config: Config, in_process_workers: bool = False) -> None:
+        self.config = config
+        self.pool = WorkerPool(config.num_workers, in_process=in_process_workers)
+        self.webhooks = Webhooks(config.webhook_url, config.webhook_token)
+        self.signaling = Signaling(config, self.webhooks)
+        self.rooms = Rooms(config, self.pool, self.signaling.notifier, self.webhooks)
+        self.pool.on_worker_died = self.rooms.worker_died
+        self.app = web.Application(
+            client_max_size=config.max_body_size,
+            middlewares=[token_middleware(config.auth_token, "/" + SIGNALING_PATH)],
+        )
+        self.app.add_routes(Api(config, self.rooms, self.signaling.notifier).routes())
+        self.signaling.attach(self.app, self.rooms)
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if not self.config.tls:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.config.ssl_cert, self.config.ssl_key)
+        return context
+
+    async def start(self) -> None:
+        """Start the workers, then listen. The bound port is in `self.port`."""
+        ssl_context = self._ssl_context()
+        await self.pool.start()
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.listening_host, self.config.listening_port,
+                           ssl_context=ssl_context)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        scheme = "https" if ssl_context else "http"
+        log.info("listening on %s://%s:%d", scheme, self.config.listening_host, self.port)
+
+    async def stop(self) -> None:
+        await self.rooms.close()
+        await self.signaling.notifier.drain()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.pool.close()
+        await self.webhooks.close()

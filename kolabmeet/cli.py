@@ -1,0 +1,55 @@
+"""The `kolabmeet` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+import uvloop
+
+from kolabmeet.app import Server
+from kolabmeet.config import Config, ConfigError, load_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kolabmeet", description="Kolab Meet media server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--dev", action="store_true",
+                       help="local try: 127.0.0.1, no TLS, no TURN, a generated AUTH_TOKEN")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+async def _serve(config: Config) -> None:
+    server = Server(config)
+    await server.start()
+    if config.dev:
+        print(f"kolabmeet (dev mode) on http://{config.listening_host}:{server.port}/meetmedia/api\n"
+              f"AUTH_TOKEN={config.auth_token}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    logging.getLogger("kolabmeet").info("stopping")
+    await server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        config = load_config(dev=args.dev)
+    except ConfigError as exc:
+        print(f"kolabmeet: configuration error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    try:
+        uvloop.run(_serve(config))
+    except OSError as exc:
+        print(f"kolabmeet: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,69 @@
+"""The media workers of this server: started, picked by load, replaced when one dies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable
+
+from kolabmeet.media.errors import WorkerDiedError
+from kolabmeet.media.worker_proxy import Worker
+
+log = logging.getLogger("kolabmeet.media")
+
+RESPAWN_DELAY = 0.2
+
+
+class WorkerPool:
+    """N worker processes. `on_worker_died(worker)` runs after a death, before the replacement."""
+
+    def __init__(self, count: int, in_process: bool = False) -> None:
+        self.count = count
+        self.in_process = in_process
+        self.workers: list[Worker] = []
+        self.on_worker_died: Callable[[Worker], Any] | None = None
+        self.closed = False
+        self._respawns: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self.workers = list(await asyncio.gather(*(self._start_one(i) for i in range(self.count))))
+        log.info("started %d media worker(s): pids %s", self.count, ", ".join(str(w.pid) for w in self.workers))
+
+    async def _start_one(self, index: int) -> Worker:
+        worker = await (Worker.in_process(index) if self.in_process else Worker.spawn(index))
+        worker.once("died", lambda _how: self._on_died(worker))
+        return worker
+
+    def least_loaded(self) -> Worker:
+        """The live worker with the fewest peers (then routers)."""
+        live = [w for w in self.workers if not w.closed]
+        if not live:
+            raise WorkerDiedError("no media worker is running")
+        return min(live, key=lambda w: w.load)
+
+    def _on_died(self, worker: Worker) -> None:
+        if self.closed:
+            return
+        if self.on_worker_died is not None:
+            self.on_worker_died(worker)
+        task = asyncio.get_running_loop().create_task(self._replace(worker))
+        self._respawns.add(task)
+        task.add_done_callback(self._respawns.discard)
+
+    async def _replace(self, dead: Worker) -> None:
+        await asyncio.sleep(RESPAWN_DELAY)
+        if self.closed:
+            return
+        try:
+            fresh = await self._start_one(dead.index)
+        except OSError:
+            log.exception("could not start a replacement for media worker %d", dead.index)
+            return
+        self.workers = [fresh if w is dead else w for w in self.workers]
+        log.warning("media worker %d replaced: new pid %d", dead.index, fresh.pid)
+
+    async def close(self) -> None:
+        self.closed = True
+        for task in list(self._respawns):
+            task.cancel()
+        await asyncio.gather(*(w.close() for w in self.workers), return_exceptions=True)

@@ -1,0 +1,82 @@
+"""The control process's handle on a router living in a media worker."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from pyee import EventEmitter
+
+from kolabmeet.media import ortc
+from kolabmeet.media.errors import InvalidStateError
+from kolabmeet.media.plain_transport import PlainTransport
+
+if TYPE_CHECKING:
+    from kolabmeet.media.producer import Producer
+    from kolabmeet.media.transport import Transport
+    from kolabmeet.media.worker_proxy import Worker
+
+
+class Router(EventEmitter):
+    """Creates transports; knows every producer on it, so consumers can be negotiated.
+
+    Events: "workerclose" when its worker went away.
+    """
+
+    def __init__(self, router_id: str, worker: "Worker", rtp_capabilities: dict[str, Any]) -> None:
+        super().__init__()
+        self.id = router_id
+        self.worker = worker
+        self.rtp_capabilities = rtp_capabilities
+        self.transports: dict[str, "Transport"] = {}
+        self.producers: dict[str, "Producer"] = {}
+        self.peer_count = 0
+        self.closed = False
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise InvalidStateError(f"router {self.id} is closed")
+
+    async def create_plain_transport(self, listen_ip: str, announced_address: str | None,
+                                     port_range: tuple[int, int], comedia: bool = False,
+                                     rtcp_mux: bool = False, app_data: Any = None) -> PlainTransport:
+        self._check_open()
+        transport_id = str(uuid.uuid4())
+        info = await self.worker.request("router.createPlainTransport", self.id, {
+            "transportId": transport_id,
+            "listenIp": listen_ip,
+            "announcedAddress": announced_address,
+            "portRange": list(port_range),
+            "comedia": comedia,
+            "rtcpMux": rtcp_mux,
+        })
+        transport = PlainTransport(transport_id, self, info, app_data)
+        self.transports[transport_id] = transport
+        return transport
+
+    def can_consume(self, producer_id: str, rtp_capabilities: dict[str, Any]) -> bool:
+        producer = self.producers.get(producer_id)
+        return producer is not None and ortc.can_consume(producer.consumable_rtp_parameters, rtp_capabilities)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        await self.worker.request_quietly("router.close", self.id)
+        self._closed()
+
+    def worker_closed(self) -> None:
+        if self.closed:
+            return
+        self._closed()
+        self.emit("workerclose")
+
+    def _closed(self) -> None:
+        self.closed = True
+        for transport in list(self.transports.values()):
+            transport.router_closed()
+        self.transports.clear()
+        self.producers.clear()
+        self.worker.routers.pop(self.id, None)
+
+    async def dump(self) -> dict[str, Any]:
+        return await self.worker.request("router.dump", self.id)

@@ -1,0 +1,5 @@
+import sys
+
+from kolabmeet.media.worker.main import main
+
+sys.exit(main(sys.argv))

@@ -1,0 +1,203 @@
+"""A consumer inside the worker: one outgoing copy of a producer's stream."""
+
+from __future__ import annotations
+
+import secrets
+import struct
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from kolabmeet.media.worker import rtcp
+
+if TYPE_CHECKING:
+    from kolabmeet.media.worker.producer import Producer
+    from kolabmeet.media.worker.transport import Transport
+
+_SEQ_TS_SSRC = struct.Struct("!HII")
+
+
+class Consumer:
+    """Rewrites a producer's packets (SSRC, payload type, sequence, timestamp) for one receiver.
+
+    Sequence numbers and timestamps stay continuous across pauses: each time the
+    stream (re)starts, the offsets are set so that the next packet follows the
+    last one sent. Video (re)starts only on a key frame.
+    """
+
+    def __init__(self, consumer_id: str, transport: "Transport", producer: "Producer",
+                 data: dict[str, Any], notify: Callable[[str, str, Any], None]) -> None:
+        self.id = consumer_id
+        self.transport = transport
+        self.producer = producer
+        self.kind: str = data["kind"]
+        self.type: str = data.get("type", "simple")
+        self.rtp_parameters: dict[str, Any] = data["rtpParameters"]
+        self.paused: bool = bool(data.get("paused", False))
+        self.producer_is_paused = producer.paused
+        self.closed = False
+        self._notify = notify
+        encoding = self.rtp_parameters["encodings"][0]
+        self.ssrc: int = encoding["ssrc"]
+        self._clock_rate: int = self.rtp_parameters["codecs"][0]["clockRate"]
+        self._pt_map = self._payload_type_map()
+        self._is_video = self.kind == "video"
+        self.active = False
+        self._sync_needed = True
+        self._waiting = False
+        self._sync_seq = 0
+        self._seq_off = 0
+        self._ts_off = 0
+        self.last_seq = secrets.randbits(16)
+        self.last_ts = secrets.randbits(32)
+        self.last_sent = 0.0
+        self.packets = 0
+        self.bytes = 0
+        self.keyframe_requests = 0
+
+    def _payload_type_map(self) -> bytes:
+        """Table: router payload type (with marker bit) -> this consumer's (with marker bit)."""
+        table = bytearray(256)
+        router_pts = [c["payloadType"] for c in self.producer_consumable_codecs()]
+        for codec in self.rtp_parameters["codecs"]:
+            pt = codec["payloadType"]
+            if pt in router_pts:
+                table[pt] = pt
+                table[pt | 0x80] = pt | 0x80
+        return bytes(table)
+
+    def producer_consumable_codecs(self) -> list[dict[str, Any]]:
+        mapped = {c["mappedPayloadType"] for c in self.producer.rtp_mapping.get("codecs", [])}
+        return [c for c in self.rtp_parameters["codecs"] if c["payloadType"] in mapped]
+
+    def start(self) -> None:
+        """Attach to the producer and start flowing unless paused."""
+        self.producer.add_consumer(self)
+        self._update_active()
+
+    def send_rtp(self, buf: bytearray, view: memoryview, length: int, marked_pt: int,
+                 seq: int, ts: int, keyframe: bool) -> None:
+        """Hot path: rewrite the shared buffer's header for this consumer and send it."""
+        if not self.active:
+            return
+        pt = self._pt_map[marked_pt]
+        if pt == 0:
+            return
+        if self._sync_needed:
+            if self._is_video and not keyframe:
+                return
+            self._sync(seq, ts)
+        elif ((seq - self._sync_seq) & 0xFFFF) >= 0x8000:
+            return
+        out_seq = (seq + self._seq_off) & 0xFFFF
+        out_ts = (ts + self._ts_off) & 0xFFFFFFFF
+        buf[1] = pt
+        _SEQ_TS_SSRC.pack_into(buf, 2, out_seq, out_ts, self.ssrc)
+        if self.transport.send_rtp(view):
+            self.packets += 1
+            self.bytes += length
+        if ((out_seq - self.last_seq) & 0xFFFF) < 0x8000:
+            self.last_seq = out_seq
+            self.last_ts = out_ts
+            self.last_sent = time.monotonic()
+
+    def _sync(self, seq: int, ts: int) -> None:
+        next_seq = (self.last_seq + 1) & 0xFFFF
+        elapsed = time.monotonic() - self.last_sent if self.last_sent else 0.0
+        next_ts = (self.last_ts + max(1, int(elapsed * self._clock_rate))) & 0xFFFFFFFF
+        self._seq_off = (next_seq - seq) & 0xFFFF
+        self._ts_off = (next_ts - ts) & 0xFFFFFFFF
+        self._sync_seq = seq
+        self._sync_needed = False
+        self._set_waiting(False)
+
+    def _update_active(self) -> None:
+        active = not (self.paused or self.producer_is_paused or self.closed) and self.transport.can_send()
+        if active and not self.active:
+            self._sync_needed = True
+            if self._is_video:
+                self._set_waiting(True)
+                self.request_keyframe()
+        elif not active:
+            self._set_waiting(False)
+        self.active = active
+
+    def _set_waiting(self, waiting: bool) -> None:
+        if waiting != self._waiting:
+            self._waiting = waiting
+            self.producer.keyframe_waiters += 1 if waiting else -1
+
+    @property
+    def waiting_for_keyframe(self) -> bool:
+        return self._waiting
+
+    def request_keyframe(self) -> None:
+        self.keyframe_requests += 1
+        self.producer.request_keyframe()
+
+    def transport_state_changed(self) -> None:
+        self._update_active()
+
+    def pause(self) -> None:
+        self.paused = True
+        self._update_active()
+
+    def resume(self) -> None:
+        self.paused = False
+        self._update_active()
+
+    def producer_paused(self) -> None:
+        self.producer_is_paused = True
+        self._update_active()
+        self._notify(self.id, "producerpause", None)
+
+    def producer_resumed(self) -> None:
+        self.producer_is_paused = False
+        self._update_active()
+        self._notify(self.id, "producerresume", None)
+
+    def producer_closed(self) -> None:
+        """The producer went away: close and tell the control process."""
+        self.close(detach=False)
+        self._notify(self.id, "producerclose", None)
+
+    def close(self, detach: bool = True) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._set_waiting(False)
+        self.active = False
+        if detach:
+            self.producer.remove_consumer(self)
+        self.transport.remove_consumer(self)
+
+    def sender_report(self, ntp: int) -> bytes | None:
+        """An RTCP SR mapping now to this stream's RTP clock, or None before the first packet."""
+        if not self.packets:
+            return None
+        elapsed = time.monotonic() - self.last_sent
+        rtp_ts = (self.last_ts + int(elapsed * self._clock_rate)) & 0xFFFFFFFF
+        return rtcp.sender_report(self.ssrc, ntp, rtp_ts, self.packets & 0xFFFFFFFF, self.bytes & 0xFFFFFFFF)
+
+    def get_stats(self) -> list[dict[str, Any]]:
+        own = {
+            "type": "outbound-rtp",
+            "timestamp": int(time.time() * 1000),
+            "ssrc": self.ssrc,
+            "kind": self.kind,
+            "mimeType": self.rtp_parameters["codecs"][0]["mimeType"],
+            "packetCount": self.packets,
+            "byteCount": self.bytes,
+            "pliCount": self.keyframe_requests,
+        }
+        return [own, *self.producer.get_stats()]
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "producerId": self.producer.id,
+            "kind": self.kind,
+            "type": self.type,
+            "rtpParameters": self.rtp_parameters,
+            "paused": self.paused,
+            "producerPaused": self.producer_is_paused,
+        }

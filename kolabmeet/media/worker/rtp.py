@@ -1,0 +1,152 @@
+"""RTP header helpers (RFC 3550, RFC 8285) working in place on receive buffers.
+
+Every function takes the buffer plus the datagram ``length`` (the buffer may be
+larger).  Parsers return sentinels instead of raising on malformed input.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Union
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+RTP_HEADER = struct.Struct("!BBHII")
+"""V/P/X/CC, M/PT, sequence number, timestamp, SSRC."""
+RTP_HEADER_SIZE = 12
+ONE_BYTE_PROFILE = 0xBEDE
+TWO_BYTE_PROFILE = 0x1000
+"""Two-byte header profiles are 0x1000-0x100F (low 4 bits are appbits)."""
+
+_SEQ_TS_SSRC = struct.Struct("!HII")
+_EXT_HEADER = struct.Struct("!HH")
+_U16 = struct.Struct("!H")
+_ZEROS = bytes(257)
+_NO_BLOCK = (0, -1, -1)
+
+
+def is_rtp(buf: Buffer, length: int) -> bool:
+    """True for an RTP v2 packet (not RTCP muxed on the same port, RFC 5761)."""
+    return length >= RTP_HEADER_SIZE and buf[0] >> 6 == 2 and not 64 <= buf[1] & 0x7F <= 95
+
+
+def rewrite_header(buf: Buffer, payload_type: int, seq: int, timestamp: int, ssrc: int) -> None:
+    """Overwrite payload type (keeping the marker bit), sequence number, timestamp and SSRC."""
+    buf[1] = (buf[1] & 0x80) | (payload_type & 0x7F)
+    _SEQ_TS_SSRC.pack_into(buf, 2, seq & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc & 0xFFFFFFFF)
+
+
+def _csrc_end(buf: Buffer, length: int) -> int:
+    """Offset just after the fixed header and CSRC list, or -1."""
+    if length < RTP_HEADER_SIZE or buf[0] >> 6 != 2:
+        return -1
+    end = RTP_HEADER_SIZE + 4 * (buf[0] & 0x0F)
+    return end if end <= length else -1
+
+
+def extension_block(buf: Buffer, length: int) -> tuple[int, int, int]:
+    """(profile, data start, data end) of the header extension, or (0, -1, -1)."""
+    pos = _csrc_end(buf, length)
+    if pos < 0 or not buf[0] & 0x10 or pos + 4 > length:
+        return _NO_BLOCK
+    profile, words = _EXT_HEADER.unpack_from(buf, pos)
+    end = pos + 4 + 4 * words
+    if end > length:
+        return _NO_BLOCK
+    return profile, pos + 4, end
+
+
+def payload_bounds(buf: Buffer, length: int) -> tuple[int, int]:
+    """(payload start, payload end) excluding CSRCs, extension and padding; (-1, -1) if malformed."""
+    pos = _csrc_end(buf, length)
+    if pos < 0:
+        return -1, -1
+    if buf[0] & 0x10:
+        pos = extension_block(buf, length)[2]
+        if pos < 0:
+            return -1, -1
+    end = length
+    if buf[0] & 0x20:
+        pad = buf[length - 1]
+        if pad == 0 or pad > length - pos:
+            return -1, -1
+        end -= pad
+    return pos, end
+
+
+def _element_kind(profile: int) -> int:
+    """1 for one-byte elements, 2 for two-byte elements, 0 for unknown profiles."""
+    if profile == ONE_BYTE_PROFILE:
+        return 1
+    return 2 if profile & 0xFFF0 == TWO_BYTE_PROFILE else 0
+
+
+def find_extension(buf: Buffer, length: int, ext_id: int) -> tuple[int, int]:
+    """(value offset, value length) of extension element ``ext_id``; (-1, 0) if absent."""
+    profile, pos, end = extension_block(buf, length)
+    kind = _element_kind(profile)
+    while kind and pos < end:
+        b = buf[pos]
+        if b == 0:  # padding byte
+            pos += 1
+            continue
+        if kind == 1:
+            if b >> 4 == 15:  # id 15: stop processing (RFC 8285 4.2)
+                break
+            xid, vpos, vlen = b >> 4, pos + 1, (b & 0x0F) + 1
+        else:
+            if pos + 2 > end:
+                break
+            xid, vpos, vlen = b, pos + 2, buf[pos + 1]
+        if vpos + vlen > end:
+            break
+        if xid == ext_id:
+            return vpos, vlen
+        pos = vpos + vlen
+    return -1, 0
+
+
+def rewrite_extension_ids(buf: Buffer, length: int, id_map: bytes) -> None:
+    """Map every element id through ``id_map`` (256 bytes) in place.
+
+    A mapped id of 0 (or, in the one-byte form, anything outside 1..14) drops
+    the element: its bytes become zero padding, so the packet length is kept.
+    """
+    profile, pos, end = extension_block(buf, length)
+    kind = _element_kind(profile)
+    while kind and pos < end:
+        b = buf[pos]
+        if b == 0:
+            pos += 1
+            continue
+        if kind == 1:
+            if b >> 4 == 15:
+                break
+            new_id, stop = id_map[b >> 4], pos + 2 + (b & 0x0F)
+            keep = 1 <= new_id <= 14
+            new_byte = (new_id << 4) | (b & 0x0F)
+        else:
+            if pos + 2 > end:
+                break
+            new_id = new_byte = id_map[b]
+            stop = pos + 2 + buf[pos + 1]
+            keep = new_id != 0
+        if stop > end:
+            break
+        if keep:
+            buf[pos] = new_byte
+        else:
+            buf[pos:stop] = _ZEROS[: stop - pos]
+        pos = stop
+
+
+def set_abs_send_time(buf: Buffer, offset: int, seconds: float) -> None:
+    """Write a 24-bit 6.18 fixed-point abs-send-time value at ``offset``."""
+    value = int(seconds * 262144.0) & 0xFFFFFF
+    buf[offset] = value >> 16
+    _U16.pack_into(buf, offset + 1, value & 0xFFFF)
+
+
+def set_transport_wide_seq(buf: Buffer, offset: int, seq: int) -> None:
+    """Write a 16-bit big-endian transport-wide sequence number at ``offset``."""
+    _U16.pack_into(buf, offset, seq & 0xFFFF)

@@ -1,0 +1,167 @@
+"""What every transport in the worker shares: its producers, consumers, RTCP and timers."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+import secrets
+import struct
+from typing import TYPE_CHECKING, Any, Callable
+
+from kolabmeet.media.errors import InvalidStateError, MediaError
+from kolabmeet.media.worker import rtcp
+from kolabmeet.media.worker.consumer import Consumer
+from kolabmeet.media.worker.producer import Producer
+
+if TYPE_CHECKING:
+    from kolabmeet.media.worker.router import Router
+
+RTCP_INTERVAL = 1.0
+RECV_BUFFER = bytearray(65536)
+RECV_VIEW = memoryview(RECV_BUFFER)
+_SSRC = struct.Struct("!I")
+
+Notify = Callable[[str, str, Any], None]
+
+
+class Transport(ABC):
+    """Base of the worker's transports; subclasses move the bytes."""
+
+    kind_name = "transport"
+
+    def __init__(self, transport_id: str, router: "Router", notify: Notify) -> None:
+        self.id = transport_id
+        self.router = router
+        self.notify = notify
+        self.producers: dict[str, Producer] = {}
+        self.consumers: dict[str, Consumer] = {}
+        self.rtcp_ssrc = secrets.randbits(32) or 1
+        self.closed = False
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self._ssrc_table: dict[int, Producer] = {}
+        self._consumer_by_ssrc: dict[int, Consumer] = {}
+        self._rtcp_timer = asyncio.get_running_loop().call_later(RTCP_INTERVAL, self._on_rtcp_timer)
+
+    @abstractmethod
+    def send_rtp(self, view: memoryview) -> bool:
+        """Send one RTP packet towards the remote; False when it could not go."""
+
+    @abstractmethod
+    def send_rtcp(self, data: bytes) -> None:
+        """Send one (compound) RTCP packet towards the remote."""
+
+    @abstractmethod
+    def can_send(self) -> bool:
+        """Whether media can go out now (remote known, connection up)."""
+
+    def produce(self, data: dict[str, Any]) -> Producer:
+        producer_id = data["producerId"]
+        if producer_id in self.router.producers:
+            raise MediaError(f"producer {producer_id} already exists")
+        producer = Producer(producer_id, self, data, self.notify)
+        for ssrc in producer.media_ssrcs():
+            if ssrc in self._ssrc_table:
+                raise MediaError(f"ssrc {ssrc} is already in use on this transport")
+        for ssrc in producer.media_ssrcs():
+            self._ssrc_table[ssrc] = producer
+        self.producers[producer_id] = producer
+        self.router.add_producer(producer)
+        return producer
+
+    def consume(self, data: dict[str, Any]) -> Consumer:
+        producer = self.router.producers.get(data["producerId"])
+        if producer is None:
+            raise MediaError(f"producer {data['producerId']} not found")
+        consumer = Consumer(data["consumerId"], self, producer, data, self.notify)
+        self.consumers[consumer.id] = consumer
+        self._consumer_by_ssrc[consumer.ssrc] = consumer
+        self.router.objects[consumer.id] = consumer
+        consumer.start()
+        return consumer
+
+    def remove_producer(self, producer: Producer) -> None:
+        self.producers.pop(producer.id, None)
+        for ssrc in [s for s, p in self._ssrc_table.items() if p is producer]:
+            del self._ssrc_table[ssrc]
+        self.router.remove_producer(producer)
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        self.consumers.pop(consumer.id, None)
+        self._consumer_by_ssrc.pop(consumer.ssrc, None)
+        self.router.objects.pop(consumer.id, None)
+
+    def receive_rtp(self, buf: bytearray, length: int) -> None:
+        """Hot path: find the producer by SSRC and hand it the packet."""
+        self.bytes_received += length
+        ssrc = _SSRC.unpack_from(buf, 8)[0]
+        producer = self._ssrc_table.get(ssrc)
+        if producer is not None:
+            producer.receive_rtp(buf, RECV_VIEW[:length], length, ssrc)
+
+    def receive_rtcp(self, buf: bytearray, length: int) -> None:
+        """Feedback from a remote: key frame requests reach the producer."""
+        self.bytes_received += length
+        data = bytes(buf[:length])
+        for packet_type, fmt, offset, size in rtcp.iter_packets(data):
+            if packet_type == rtcp.PT_PSFB and fmt in (rtcp.FMT_PLI, rtcp.FMT_FIR):
+                self._on_keyframe_request(data, fmt, offset, size)
+
+    def _on_keyframe_request(self, data: bytes, fmt: int, offset: int, size: int) -> None:
+        if fmt == rtcp.FMT_PLI:
+            ssrcs = [rtcp.parse_feedback_ssrcs(data, offset)[1]]
+        else:
+            ssrcs = [ssrc for ssrc, _seq in rtcp.parse_fir(data, offset, size)]
+        for ssrc in ssrcs:
+            consumer = self._consumer_by_ssrc.get(ssrc)
+            if consumer is not None and consumer.active:
+                consumer.request_keyframe()
+
+    def _on_rtcp_timer(self) -> None:
+        if self.closed:
+            return
+        if self.can_send():
+            ntp = rtcp.ntp_now()
+            for consumer in list(self.consumers.values()):
+                report = consumer.sender_report(ntp)
+                if report is not None:
+                    self.send_rtcp(report + rtcp.sdes_cname(consumer.ssrc, consumer.rtp_parameters.get("rtcp", {}).get("cname", "kolabmeet")))
+                if consumer.waiting_for_keyframe:
+                    consumer.request_keyframe()
+        self._rtcp_timer = asyncio.get_running_loop().call_later(RTCP_INTERVAL, self._on_rtcp_timer)
+
+    def state_changed(self) -> None:
+        for consumer in list(self.consumers.values()):
+            consumer.transport_state_changed()
+
+    def close(self) -> None:
+        """Close the transport with all its producers and consumers."""
+        if self.closed:
+            return
+        self.closed = True
+        self._rtcp_timer.cancel()
+        for producer in list(self.producers.values()):
+            producer.close()
+            self.remove_producer(producer)
+        for consumer in list(self.consumers.values()):
+            consumer.close()
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise InvalidStateError(f"transport {self.id} is closed")
+
+    def get_stats(self) -> list[dict[str, Any]]:
+        return [{
+            "type": self.kind_name,
+            "transportId": self.id,
+            "bytesReceived": self.bytes_received,
+            "bytesSent": self.bytes_sent,
+        }]
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "producerIds": list(self.producers),
+            "consumerIds": list(self.consumers),
+            "mapSsrcProducerId": {str(s): p.id for s, p in self._ssrc_table.items()},
+        }

@@ -1,0 +1,187 @@
+"""The control process's handle on one media worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import socket
+import sys
+import uuid
+from typing import TYPE_CHECKING, Any, Callable
+
+from pyee import EventEmitter
+
+from kolabmeet.media.channel import Channel, ChannelClosedError
+from kolabmeet.media.errors import ChannelTimeoutError, InvalidStateError, MediaError, WorkerDiedError
+
+if TYPE_CHECKING:
+    from kolabmeet.media.router import Router
+
+log = logging.getLogger("kolabmeet.media")
+
+REQUEST_TIMEOUT = 10.0
+Subscriber = Callable[[str, Any], None]
+
+
+class Worker(EventEmitter):
+    """Sends requests to a worker, routes its notifications, notices its death.
+
+    Events: "died" (exit description) once, when the worker goes away unasked.
+    """
+
+    def __init__(self, index: int, channel: Channel, process: asyncio.subprocess.Process | None,
+                 task: asyncio.Task[None] | None = None) -> None:
+        super().__init__()
+        self.index = index
+        self.pid = process.pid if process else os.getpid()
+        self.channel = channel
+        self.routers: dict[str, "Router"] = {}
+        self.closed = False
+        self.died = False
+        self._process = process
+        self._task = task
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._subscribers: dict[str, Subscriber] = {}
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    async def spawn(cls, index: int, env: dict[str, str] | None = None) -> "Worker":
+        """Start a worker process connected by a socket pair."""
+        ours, theirs = socket.socketpair()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "kolabmeet.media.worker", str(theirs.fileno()),
+                pass_fds=(theirs.fileno(),), env={**os.environ, **(env or {})},
+            )
+        finally:
+            theirs.close()
+        return cls(index, await Channel.from_socket(ours), process)
+
+    @classmethod
+    async def in_process(cls, index: int = 0) -> "Worker":
+        """A worker served inside the current event loop (for tests and debugging)."""
+        from kolabmeet.media.worker.server import run_in_process
+
+        ours, theirs = socket.socketpair()
+        task = run_in_process(theirs)
+        return cls(index, await Channel.from_socket(ours), None, task)
+
+    @property
+    def load(self) -> int:
+        """How busy the worker is: peers on its routers, then routers as a tie-break."""
+        return sum(router.peer_count for router in self.routers.values()) * 1000 + len(self.routers)
+
+    def subscribe(self, target_id: str, handler: Subscriber) -> None:
+        self._subscribers[target_id] = handler
+
+    def unsubscribe(self, target_id: str) -> None:
+        self._subscribers.pop(target_id, None)
+
+    async def request(self, method: str, handler_id: str = "", data: dict[str, Any] | None = None,
+                      timeout: float = REQUEST_TIMEOUT) -> Any:
+        """Send a request; its answer, or a MediaError that says why not."""
+        if self.closed:
+            raise WorkerDiedError(f"media worker {self.index} is gone") if self.died else InvalidStateError("worker closed")
+        request_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            self.channel.send({"id": request_id, "method": method, "handlerId": handler_id, "data": data or {}})
+            return await asyncio.wait_for(future, timeout)
+        except ChannelClosedError as exc:
+            raise WorkerDiedError(f"media worker {self.index} is gone") from exc
+        except asyncio.TimeoutError:
+            raise ChannelTimeoutError(f"media worker {self.index} did not answer {method} in {timeout} s") from None
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def request_quietly(self, method: str, handler_id: str = "", data: dict[str, Any] | None = None) -> None:
+        """A request whose failure changes nothing (closing what may be gone already)."""
+        try:
+            await self.request(method, handler_id, data)
+        except MediaError as exc:
+            log.debug("%s %s: %s", method, handler_id, exc)
+
+    async def create_router(self, rtp_capabilities: dict[str, Any]) -> "Router":
+        from kolabmeet.media.router import Router
+
+        router_id = str(uuid.uuid4())
+        await self.request("worker.createRouter", "", {"routerId": router_id})
+        router = Router(router_id, self, rtp_capabilities)
+        self.routers[router_id] = router
+        return router
+
+    async def dump(self) -> dict[str, Any]:
+        return await self.request("worker.dump")
+
+    async def get_resource_usage(self) -> dict[str, Any]:
+        return await self.request("worker.getResourceUsage")
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                self._on_message(await self.channel.receive())
+        except ChannelClosedError:
+            pass
+        except Exception:
+            log.exception("media worker %d: channel reader failed", self.index)
+        await self._on_channel_closed()
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        if "targetId" in message:
+            handler = self._subscribers.get(message["targetId"])
+            if handler is not None:
+                handler(message.get("event", ""), message.get("data"))
+            return
+        future = self._pending.get(message.get("id", -1))
+        if future is None or future.done():
+            return
+        if message.get("accepted"):
+            future.set_result(message.get("data"))
+        elif message.get("error") == "InvalidStateError":
+            future.set_exception(InvalidStateError(message.get("reason", "")))
+        else:
+            future.set_exception(MediaError(message.get("reason", "worker refused the request")))
+
+    async def _on_channel_closed(self) -> None:
+        unasked = not self.closed
+        self.closed = True
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(WorkerDiedError(f"media worker {self.index} is gone"))
+        for router in list(self.routers.values()):
+            router.worker_closed()
+        if not unasked:
+            return
+        self.died = True
+        how = "its channel closed"
+        if self._process is not None:
+            try:
+                code = await asyncio.wait_for(self._process.wait(), 2.0)
+                how = f"exit code {code}"
+            except asyncio.TimeoutError:
+                self._process.kill()
+        log.error("media worker %d (pid %d) died: %s", self.index, self.pid, how)
+        self.emit("died", how)
+
+    async def close(self) -> None:
+        """Stop the worker and wait for it to exit."""
+        if self.closed:
+            return
+        self.closed = True
+        self.channel.close()
+        for router in list(self.routers.values()):
+            router.worker_closed()
+        if self._process is not None:
+            try:
+                await asyncio.wait_for(self._process.wait(), 3.0)
+            except asyncio.TimeoutError:
+                self._process.kill()
+                await self._process.wait()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._reader.cancel()
+        await asyncio.gather(self._reader, return_exceptions=True)

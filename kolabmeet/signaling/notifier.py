@@ -1,0 +1,55 @@
+"""Messages from the server to sockets: notifications, requests with ack, disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, Iterable
+
+import socketio
+
+if TYPE_CHECKING:
+    from kolabmeet.signaling.peer import Peer
+
+log = logging.getLogger("kolabmeet.signaling")
+
+
+class Notifier:
+    """Sends to peers' current sockets. Notifications are queued in call order."""
+
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self.sio = sio
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def notify(self, peer: "Peer", method: str, data: Any = None) -> None:
+        """Event `notification` {method, data} to the peer, if it has a socket."""
+        if peer.sid is not None:
+            self.to_sid(peer.sid, method, data)
+
+    def to_sid(self, sid: str, method: str, data: Any = None) -> None:
+        self._spawn(self.sio.emit("notification", {"method": method, "data": data}, to=sid))
+
+    def broadcast(self, peers: Iterable["Peer"], method: str, data: Any = None,
+                  exclude: "Peer | None" = None) -> None:
+        for peer in peers:
+            if peer is not exclude:
+                self.notify(peer, method, data)
+
+    async def request(self, peer: "Peer", method: str, data: Any, timeout: float) -> Any:
+        """Event `request` {method, data} with an ack; raises socketio TimeoutError."""
+        if peer.sid is None:
+            raise socketio.exceptions.TimeoutError()
+        return await self.sio.call("request", {"method": method, "data": data}, to=peer.sid, timeout=timeout)
+
+    def disconnect(self, sid: str) -> None:
+        self._spawn(self.sio.disconnect(sid))
+
+    async def drain(self) -> None:
+        """Wait for what was queued (used when closing the server)."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -1,0 +1,113 @@
+"""Requests about media: transports, producers, consumers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kolabmeet.media.consumer import Consumer
+from kolabmeet.media.plain_transport import PlainTransport
+from kolabmeet.media.producer import Producer
+from kolabmeet.media.transport import Transport
+from kolabmeet.signaling.consumers import consume_from_all
+from kolabmeet.signaling.context import Context, ident
+from kolabmeet.signaling.errors import NotFoundError, RequestError
+from kolabmeet.signaling.roles import Role
+
+SOURCES = ("mic", "webcam", "screen")
+
+
+def _transport(ctx: Context, data: dict[str, Any]) -> Transport:
+    transport = ctx.peer.transports.get(ident(data, "transportId"))
+    if transport is None or transport.closed:
+        raise NotFoundError(f"transport {data.get('transportId')} not found")
+    return transport
+
+
+def _producer(ctx: Context, data: dict[str, Any]) -> Producer:
+    producer = ctx.peer.producers.get(ident(data, "producerId"))
+    if producer is None:
+        raise NotFoundError(f"producer {data.get('producerId')} not found")
+    return producer
+
+
+def _consumer(ctx: Context, data: dict[str, Any]) -> Consumer:
+    consumer = ctx.peer.consumers.get(ident(data, "consumerId"))
+    if consumer is None:
+        raise NotFoundError(f"consumer {data.get('consumerId')} not found")
+    return consumer
+
+
+def _flags(data: dict[str, Any]) -> dict[str, bool]:
+    flags = {}
+    for key in ("producing", "consuming"):
+        value = data.get(key, False)
+        if not isinstance(value, bool):
+            raise RequestError(f"{key} must be true or false")
+        flags[key] = value
+    return flags
+
+
+async def webrtc_not_yet(ctx: Context, data: dict[str, Any]) -> None:
+    raise RequestError("WebRTC transports are not available in this version of kolabmeet; use plain transports")
+
+
+async def create_plain_transport(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    flags = _flags(data)
+    router = await ctx.room.router_for(ctx.peer)
+    config = ctx.config
+    transport = await router.create_plain_transport(
+        config.webrtc_listen_ip, config.webrtc_announced_address, (config.rtc_min_port, config.rtc_max_port),
+        comedia=flags["producing"], rtcp_mux=False, app_data=flags)
+    ctx.peer.transports[transport.id] = transport
+    transport.once("routerclose", lambda: ctx.peer.transports.pop(transport.id, None))
+    return {
+        "id": transport.id,
+        "ip": config.announced_address,
+        "port": transport.tuple["localPort"],
+        "rtcpPort": transport.rtcp_tuple["localPort"] if transport.rtcp_tuple else None,
+    }
+
+
+async def connect_plain_transport(ctx: Context, data: dict[str, Any]) -> None:
+    transport = _transport(ctx, data)
+    if not isinstance(transport, PlainTransport):
+        raise RequestError("not a plain transport")
+    ip, port, rtcp_port = data.get("ip"), data.get("port"), data.get("rtcpPort")
+    if not isinstance(ip, str) or not isinstance(port, int) or not (rtcp_port is None or isinstance(rtcp_port, int)):
+        raise RequestError("connectPlainTransport needs ip (string), port and rtcpPort (integers)")
+    await transport.connect(ip, port, rtcp_port)
+
+
+async def produce(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """A new producer; every other joined peer gets a consumer of it."""
+    ctx.require(Role.PUBLISHER, "producing")
+    transport = _transport(ctx, data)
+    app_data = data.get("appData")
+    if not isinstance(app_data, dict) or app_data.get("source") not in SOURCES:
+        raise RequestError("appData.source must be one of mic, webcam, screen")
+    producer = await transport.produce(data.get("kind"), data.get("rtpParameters"), app_data=app_data)
+    peer = ctx.peer
+    peer.producers[producer.id] = producer
+    producer.once("close", lambda: peer.producers.pop(producer.id, None))
+    ctx.room.spawn(consume_from_all(ctx, peer, producer))
+    return {"id": producer.id}
+
+
+async def close_producer(ctx: Context, data: dict[str, Any]) -> None:
+    await _producer(ctx, data).close()
+
+
+async def pause_producer(ctx: Context, data: dict[str, Any]) -> None:
+    await _producer(ctx, data).pause()
+
+
+async def resume_producer(ctx: Context, data: dict[str, Any]) -> None:
+    await _producer(ctx, data).resume()
+
+
+async def pause_consumer(ctx: Context, data: dict[str, Any]) -> None:
+    await _consumer(ctx, data).pause()
+
+
+async def resume_consumer(ctx: Context, data: dict[str, Any]) -> None:
+    await _consumer(ctx, data).resume()

@@ -1,0 +1,142 @@
+"""A meeting room: its peers, its router, its lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Callable
+
+from kolabmeet.media.capabilities import router_rtp_capabilities
+from kolabmeet.media.errors import MediaError
+from kolabmeet.signaling.peer import Peer
+
+if TYPE_CHECKING:
+    from kolabmeet.config import Config
+    from kolabmeet.media.pool import WorkerPool
+    from kolabmeet.media.router import Router
+    from kolabmeet.signaling.notifier import Notifier
+
+log = logging.getLogger("kolabmeet.signaling")
+
+UNUSED_ROOM_TIMEOUT = 6 * 3600.0
+
+
+class Room:
+    """Peers of one meeting and the router their media goes through.
+
+    The room closes `room_empty_timeout` after its last peer leaves (or
+    UNUSED_ROOM_TIMEOUT after creation if nobody ever connects); `on_close`
+    then removes it from the registry and fires the webhook.
+    """
+
+    def __init__(self, config: "Config", pool: "WorkerPool", notifier: "Notifier",
+                 on_close: Callable[["Room"], None]) -> None:
+        self.id = str(uuid.uuid4())
+        self.created_at = int(time.time())
+        self.config = config
+        self.pool = pool
+        self.notifier = notifier
+        self.peers: dict[str, Peer] = {}
+        self.router: "Router | None" = None
+        self.closed = False
+        self._on_close = on_close
+        self._router_lock = asyncio.Lock()
+        self._empty_timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._arm_empty_timer(UNUSED_ROOM_TIMEOUT)
+
+    def add_peer(self, role: int) -> Peer:
+        """A new connection token for this room."""
+        peer = Peer(str(uuid.uuid4()), self.id, secrets.token_hex(16), role)
+        self.peers[peer.id] = peer
+        return peer
+
+    def connected_peers(self) -> list[Peer]:
+        return [p for p in self.peers.values() if p.sid is not None]
+
+    def joined_peers(self, exclude: Peer | None = None) -> list[Peer]:
+        return [p for p in self.peers.values() if p.joined and not p.closed and p is not exclude]
+
+    def socket_connected(self) -> None:
+        if self._empty_timer is not None:
+            self._empty_timer.cancel()
+            self._empty_timer = None
+
+    async def router_for(self, peer: Peer) -> "Router":
+        """The router of the room, created on the least-loaded worker at first need.
+
+        Serialized: peers connecting at once share one router.
+        """
+        async with self._router_lock:
+            if self.router is None or self.router.closed:
+                worker = self.pool.least_loaded()
+                self.router = await worker.create_router(router_rtp_capabilities())
+                self.router.once("workerclose", self._on_router_lost)
+                log.info("room %s: router %s on media worker %d", self.id, self.router.id, worker.index)
+            if peer.router is not self.router:
+                self.router.peer_count += 1
+                peer.router = self.router
+            return self.router
+
+    def _on_router_lost(self) -> None:
+        """Its worker died: every peer's media is gone, so every peer is closed."""
+        log.warning("room %s lost its media worker: closing its %d peer(s)", self.id, len(self.peers))
+        for peer in list(self.peers.values()):
+            self.spawn(self.close_peer(peer))
+
+    async def close_peer(self, peer: Peer, tell_others: bool = True) -> None:
+        """Close the peer's media and socket; its id and token stop working."""
+        if peer.closed:
+            return
+        peer.closed = True
+        peer.cancel_grace()
+        self.peers.pop(peer.id, None)
+        if peer.router is not None:
+            peer.router.peer_count -= 1
+        if peer.sid is not None:
+            self.notifier.disconnect(peer.sid)
+            peer.sid = None
+        if tell_others and peer.joined:
+            self.notifier.broadcast(self.peers.values(), "peerClosed", {"peerId": peer.id})
+        for transport in list(peer.transports.values()):
+            await transport.close()
+        log.info("room %s: peer %s closed", self.id, peer.id)
+        if not self.peers and not self.closed:
+            self._arm_empty_timer(self.config.room_empty_timeout)
+
+    def _arm_empty_timer(self, delay: float) -> None:
+        if self._empty_timer is not None:
+            self._empty_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._empty_timer = loop.call_later(delay, lambda: self.spawn(self.close()))
+
+    async def close(self) -> None:
+        """Close every peer (no peerClosed) and the router; the registry forgets the room."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._empty_timer is not None:
+            self._empty_timer.cancel()
+        for peer in list(self.peers.values()):
+            await self.close_peer(peer, tell_others=False)
+        if self.router is not None:
+            try:
+                await self.router.close()
+            except MediaError as exc:
+                log.warning("room %s: closing its router: %s", self.id, exc)
+        log.info("room %s closed", self.id)
+        self._on_close(self)
+
+    def spawn(self, coro: Any) -> None:
+        """Run a room task in the background; failures are logged, never lost."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: "asyncio.Task[Any]") -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("room %s: task failed", self.id, exc_info=task.exception())

@@ -1,0 +1,137 @@
+"""socket.io signaling: connection checks, reconnects, request dispatch."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+import socketio
+from aiohttp import web
+
+from kolabmeet.media.errors import MediaError
+from kolabmeet.signaling.context import Context
+from kolabmeet.signaling.errors import RequestError
+from kolabmeet.signaling.notifier import Notifier
+from kolabmeet.signaling.requests import HANDLERS
+from kolabmeet.signaling.turn import ice_servers
+
+if TYPE_CHECKING:
+    from kolabmeet.api.webhooks import Webhooks
+    from kolabmeet.config import Config
+    from kolabmeet.signaling.peer import Peer
+    from kolabmeet.signaling.rooms import Rooms
+
+log = logging.getLogger("kolabmeet.signaling")
+
+SIGNALING_PATH = "meetmedia/signaling"
+MAX_MESSAGE = 1024 * 1024
+
+
+class Signaling:
+    """The socket.io server of the meeting: one socket per connected peer."""
+
+    def __init__(self, config: "Config", webhooks: "Webhooks") -> None:
+        self.config = config
+        self.webhooks = webhooks
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp", cors_allowed_origins="*", always_connect=True,
+            max_http_buffer_size=MAX_MESSAGE, logger=False, engineio_logger=False,
+        )
+        self.notifier = Notifier(self.sio)
+        self.rooms: "Rooms | None" = None
+        self._peers_by_sid: dict[str, "Peer"] = {}
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on("request", self._on_request)
+
+    def attach(self, app: web.Application, rooms: "Rooms") -> None:
+        """Serve on /meetmedia/signaling, with and without the trailing slash."""
+        self.rooms = rooms
+        self.sio.attach(app, socketio_path=SIGNALING_PATH)
+        app.router.add_get("/" + SIGNALING_PATH, self.sio.handle_request)
+
+    def _find_peer(self, environ: dict[str, Any]) -> "Peer | None":
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        values = [query.get(key, [""])[0] for key in ("peerId", "roomId", "authToken")]
+        peer_id, room_id, token = values
+        room = self.rooms.get(room_id) if self.rooms and room_id else None
+        peer = room.peers.get(peer_id) if room else None
+        if peer is None or peer.closed or not hmac.compare_digest(peer.token.encode(), token.encode()):
+            return None
+        return peer
+
+    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+        peer = self._find_peer(environ)
+        if peer is None:
+            log.info("socket %s refused: unknown room or peer, or wrong token", sid)
+            return False
+        room = self.rooms.get(peer.room_id)
+        room.socket_connected()
+        old_sid = peer.sid
+        if old_sid is not None:
+            self._peers_by_sid.pop(old_sid, None)
+            self.notifier.disconnect(old_sid)
+        peer.cancel_grace()
+        peer.sid = sid
+        self._peers_by_sid[sid] = peer
+        if peer.ready:
+            log.info("room %s: peer %s is back", room.id, peer.id)
+            self.notifier.notify(peer, "roomBack", {})
+            return True
+        try:
+            await room.router_for(peer)
+        except MediaError as exc:
+            log.error("room %s: no router for peer %s: %s", room.id, peer.id, exc)
+            return False
+        peer.ready = True
+        log.info("room %s: peer %s connected", room.id, peer.id)
+        servers = ice_servers(self.config.turn_server, self.config.turn_static_secret, peer.id)
+        self.notifier.notify(peer, "roomReady", {"iceServers": servers, "roomId": room.id})
+        return True
+
+    async def _on_disconnect(self, sid: str, reason: str = "") -> None:
+        peer = self._peers_by_sid.pop(sid, None)
+        if peer is None or peer.sid != sid:
+            return
+        peer.sid = None
+        room = self.rooms.get(peer.room_id)
+        if room is None:
+            return
+        if reason == self.sio.reason.CLIENT_DISCONNECT:
+            log.info("room %s: peer %s left", room.id, peer.id)
+            await room.close_peer(peer)
+            return
+        log.info("room %s: peer %s dropped (%s); waiting %.0f s", room.id, peer.id, reason,
+                 self.config.reconnect_grace)
+        loop = asyncio.get_running_loop()
+        peer.grace_timer = loop.call_later(self.config.reconnect_grace, lambda: room.spawn(room.close_peer(peer)))
+
+    async def _on_request(self, sid: str, payload: Any = None) -> Any:
+        method = payload.get("method") if isinstance(payload, dict) else None
+        if not isinstance(method, str):
+            return 500, "request failed: a request needs {method, data}"
+        handler = HANDLERS.get(method)
+        if handler is None:
+            return 500, f'unknown request.method "{method}"'
+        peer = self._peers_by_sid.get(sid)
+        room = self.rooms.get(peer.room_id) if peer is not None else None
+        if peer is None or room is None or not peer.ready or peer.closed:
+            return 500, f"request {method} failed: this socket has no peer in a ready room"
+        data = payload.get("data")
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            return 500, f"request {method} failed: data must be an object"
+        ctx = Context(peer, room, self.config, self.notifier, self.webhooks)
+        try:
+            result = await handler(ctx, data)
+        except (RequestError, MediaError) as exc:
+            log.info("room %s: peer %s: %s failed: %s", room.id, peer.id, method, exc)
+            return 500, f"request {method} failed: {exc}"
+        except Exception:
+            log.exception("room %s: peer %s: %s failed", room.id, peer.id, method)
+            return 500, f"request {method} failed"
+        return None if result is None else (None, result)

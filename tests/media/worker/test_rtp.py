@@ -1,0 +1,266 @@
+import random
+
+import pytest
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+from kolabmeet.media.worker.rtp import (
+    RTP_HEADER,
+    extension_block,
+    find_extension,
+    is_rtp,
+    payload_bounds,
+    rewrite_extension_ids,
+    rewrite_header,
+    set_abs_send_time,
+    set_transport_wide_seq,
+)
+
+ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+TWCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
+AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
+# VP8 packet as sent by Chrome, one-byte header extensions (RFC 8285):
+ONE_BYTE = bytes.fromhex(
+    "90e01a2b00003039deadbeef"  # V=2 X=1, M=1 PT=96, seq 0x1a2b, ts 12345, ssrc
+    "bede0003"  # profile 0xBEDE, 3 words of extension data
+    "22123456"  # id 2 (abs-send-time) L=2 -> 3 bytes 0x123456
+    "310102"  # id 3 (transport-cc) 2 bytes, seq 0x0102
+    "4030"  # id 4 (mid) 1 byte "0"
+    "000000"  # padding to the 32-bit boundary
+    "9080"  # VP8 payload descriptor...
+    "0102"
+)
+# Two-byte header form (0x1000): id 20 len 2, padding byte, id 7 zero-length.
+TWO_BYTE = bytes.fromhex(
+    "9060000100000001000000aa"
+    "10000002"
+    "1402abcd"
+    "00"
+    "0700"
+    "00"
+    "c0ffee"
+)
+# P=1 and two CSRCs: payload "abcd", 3 padding bytes (last one is the count).
+CSRC_PADDED = bytes.fromhex("a26f0002000000030000000b" "00000001" "00000002" "61626364" "000003")
+
+
+def ext_map(**ids):
+    uris = {"abs": ABS_SEND_TIME, "twcc": TWCC, "mid": MID, "level": AUDIO_LEVEL}
+    m = HeaderExtensionsMap()
+    m.configure(
+        RTCRtpParameters(
+            headerExtensions=[RTCRtpHeaderExtensionParameters(id=i, uri=uris[k]) for k, i in ids.items()]
+        )
+    )
+    return m
+
+
+def in_buffer(packet, extra=64):
+    """Copy into an oversized receive buffer, as the worker does."""
+    buf = bytearray(len(packet) + extra)
+    buf[: len(packet)] = packet
+    return buf, len(packet)
+
+
+def test_is_rtp():
+    assert is_rtp(ONE_BYTE, len(ONE_BYTE))
+    assert is_rtp(TWO_BYTE, len(TWO_BYTE))
+    assert not is_rtp(ONE_BYTE, 11)
+    assert not is_rtp(bytes.fromhex("80c80006000000010000000000000002"), 16)  # RTCP SR
+    assert not is_rtp(bytes.fromhex("81cd0003" + "00" * 12), 16)  # RTCP NACK
+    assert not is_rtp(bytes.fromhex("40600001" + "00" * 8), 12)  # version 1
+    assert is_rtp(bytes.fromhex("80e0" + "00" * 10), 12)  # M=1 PT=96
+
+
+def test_one_byte_fixture():
+    buf, n = in_buffer(ONE_BYTE)
+    assert extension_block(buf, n) == (0xBEDE, 16, 28)
+    assert payload_bounds(buf, n) == (28, 32)
+    assert find_extension(buf, n, 2) == (17, 3)
+    assert find_extension(buf, n, 3) == (21, 2)
+    assert find_extension(buf, n, 4) == (24, 1)
+    assert find_extension(buf, n, 5) == (-1, 0)
+    assert find_extension(buf, n, 0) == (-1, 0)
+    assert RTP_HEADER.unpack_from(buf) == (0x90, 0xE0, 0x1A2B, 12345, 0xDEADBEEF)
+
+
+def test_two_byte_fixture():
+    n = len(TWO_BYTE)
+    assert extension_block(TWO_BYTE, n) == (0x1000, 16, 24)
+    assert find_extension(TWO_BYTE, n, 20) == (18, 2)
+    assert find_extension(TWO_BYTE, n, 7) == (23, 0)
+    assert find_extension(TWO_BYTE, n, 4) == (-1, 0)
+    assert payload_bounds(TWO_BYTE, n) == (24, 27)
+    # appbits in the low nibble still mean two-byte elements
+    patched = bytearray(TWO_BYTE)
+    patched[13] = 0x05
+    assert find_extension(patched, n, 20) == (18, 2)
+
+
+def test_csrc_and_padding():
+    n = len(CSRC_PADDED)
+    assert extension_block(CSRC_PADDED, n) == (0, -1, -1)
+    assert payload_bounds(CSRC_PADDED, n) == (20, 24)
+    assert bytes(CSRC_PADDED[20:24]) == b"abcd"
+    assert find_extension(CSRC_PADDED, n, 1) == (-1, 0)
+
+
+def test_aiortc_packet_extensions():
+    m = ext_map(mid=1, abs=3, twcc=5, level=10)
+    pkt = RtpPacket(payload_type=111, sequence_number=65535, timestamp=7, ssrc=99, payload=b"\x01\x02\x03")
+    pkt.csrc = [1234]
+    pkt.padding_size = 4
+    pkt.extensions.mid = "audio"
+    pkt.extensions.abs_send_time = 0xABCDEF
+    pkt.extensions.transport_sequence_number = 4321
+    pkt.extensions.audio_level = (True, 42)
+    buf, n = in_buffer(pkt.serialize(m))
+    assert is_rtp(buf, n)
+    start, end = payload_bounds(buf, n)
+    assert bytes(buf[start:end]) == b"\x01\x02\x03"
+    off, size = find_extension(buf, n, 1)
+    assert bytes(buf[off : off + size]) == b"audio"
+    off, size = find_extension(buf, n, 3)
+    assert size == 3 and int.from_bytes(buf[off : off + 3], "big") == 0xABCDEF
+    off, size = find_extension(buf, n, 5)
+    assert size == 2 and int.from_bytes(buf[off : off + 2], "big") == 4321
+    off, size = find_extension(buf, n, 10)
+    assert (size, buf[off]) == (1, 0x80 | 42)
+
+
+def test_aiortc_two_byte_packet():
+    m = ext_map(mid=200, twcc=5)
+    pkt = RtpPacket(payload_type=96, payload=b"xyz")
+    pkt.extensions.mid = "video-mid"
+    pkt.extensions.transport_sequence_number = 7
+    data = pkt.serialize(m)
+    assert extension_block(data, len(data))[0] == 0x1000
+    off, size = find_extension(data, len(data), 200)
+    assert bytes(data[off : off + size]) == b"video-mid"
+    assert find_extension(data, len(data), 5)[1] == 2
+
+
+def test_set_abs_send_time_and_twcc_seq():
+    m = ext_map(abs=2, twcc=3, mid=4)
+    buf, n = in_buffer(ONE_BYTE)
+    set_abs_send_time(buf, find_extension(buf, n, 2)[0], 1.5)
+    set_transport_wide_seq(buf, find_extension(buf, n, 3)[0], 70000)
+    pkt = RtpPacket.parse(bytes(buf[:n]), m)
+    assert pkt.extensions.abs_send_time == int(1.5 * (1 << 18))
+    assert pkt.extensions.transport_sequence_number == 70000 & 0xFFFF
+    assert pkt.extensions.mid == "0"
+    set_abs_send_time(buf, 17, 64.25)  # 6 integer bits: wraps every 64 s
+    assert bytes(buf[17:20]) == bytes.fromhex("010000")
+
+
+def test_rewrite_header_keeps_marker():
+    buf, n = in_buffer(ONE_BYTE)
+    rewrite_header(buf, 100, 0x10000 + 5, 1 << 32 | 9, 0x01020304)
+    pkt = RtpPacket.parse(bytes(buf[:n]))
+    assert (pkt.marker, pkt.payload_type, pkt.sequence_number, pkt.timestamp, pkt.ssrc) == (
+        1, 100, 5, 9, 0x01020304)
+    assert payload_bounds(buf, n) == (28, 32)
+
+
+def test_rewrite_extension_ids_one_byte_in_place():
+    buf, n = in_buffer(ONE_BYTE)
+    before = bytes(buf)
+    id_map = bytearray(256)
+    id_map[2] = 9  # abs-send-time 2 -> 9
+    id_map[3] = 1  # transport-cc 3 -> 1
+    id_map[4] = 0  # mid dropped
+    rewrite_extension_ids(buf, n, bytes(id_map))
+    assert len(buf) == len(before) and payload_bounds(buf, n) == (28, 32)
+    assert bytes(buf[:16]) == before[:16] and bytes(buf[28:]) == before[28:]
+    assert bytes(buf[16:28]) == bytes.fromhex("92123456" "110102" "0000" "000000")
+    pkt = RtpPacket.parse(bytes(buf[:n]), ext_map(abs=9, twcc=1, mid=4))
+    assert pkt.extensions.abs_send_time == 0x123456
+    assert pkt.extensions.transport_sequence_number == 0x0102
+    assert pkt.extensions.mid is None
+
+
+def test_rewrite_extension_ids_one_byte_rejects_large_ids():
+    buf, n = in_buffer(ONE_BYTE)
+    id_map = bytearray(range(256))
+    id_map[2] = 15  # cannot be expressed in one-byte form: dropped
+    id_map[3] = 200
+    rewrite_extension_ids(buf, n, bytes(id_map))
+    assert find_extension(buf, n, 4) == (24, 1)
+    assert bytes(buf[16:23]) == bytes(7)
+
+
+def test_rewrite_extension_ids_two_byte():
+    m_old = ext_map(mid=200, twcc=5)
+    pkt = RtpPacket(payload_type=96, payload=b"xyz")
+    pkt.extensions.mid = "m1"
+    pkt.extensions.transport_sequence_number = 7
+    buf, n = in_buffer(pkt.serialize(m_old))
+    id_map = bytearray(256)
+    id_map[200] = 3
+    rewrite_extension_ids(buf, n, bytes(id_map))
+    parsed = RtpPacket.parse(bytes(buf[:n]), ext_map(mid=3, twcc=5))
+    assert parsed.extensions.mid == "m1"
+    assert parsed.extensions.transport_sequence_number is None
+    assert bytes(parsed.payload) == b"xyz"
+
+
+def test_rewrite_extension_ids_memoryview():
+    buf, n = in_buffer(ONE_BYTE)
+    id_map = bytes(range(256))
+    rewrite_extension_ids(memoryview(buf), n, id_map)
+    assert bytes(buf[:n]) == ONE_BYTE
+
+
+@pytest.mark.parametrize(
+    "hexdata",
+    [
+        "",
+        "90",
+        "9060000100000001000000",  # 11 bytes
+        "8f60000100000001000000aa",  # CC=15 but no CSRCs
+        "9060000100000001000000aa" "bede",  # truncated extension header
+        "9060000100000001000000aa" "bede0004" "22123456",  # ext length past the end
+        "a060000100000001000000aa" "000000",  # P=1, pad count 0
+        "a060000100000001000000aa" "0009",  # P=1, pad count past the header
+    ],
+)
+def test_malformed_sentinels(hexdata):
+    data = bytes.fromhex(hexdata)
+    n = len(data)
+    assert payload_bounds(data, n) == (-1, -1)
+    assert extension_block(data, n) == (0, -1, -1)
+    assert find_extension(data, n, 2) == (-1, 0)
+    rewrite_extension_ids(bytearray(data), n, bytes(256))
+
+
+def test_truncated_elements_are_not_reported():
+    # one-byte element claims 4 bytes but only 3 remain in the block
+    data = bytes.fromhex("9060000100000001000000aa" "bede0001" "23aabbcc")
+    assert find_extension(data, len(data), 2) == (-1, 0)
+    # id 15 stops processing
+    data = bytes.fromhex("9060000100000001000000aa" "bede0001" "f0" "10aa00")
+    assert find_extension(data, len(data), 1) == (-1, 0)
+    # two-byte element length past the end of the block
+    data = bytes.fromhex("9060000100000001000000aa" "10000001" "0109aabb")
+    assert find_extension(data, len(data), 1) == (-1, 0)
+
+
+def test_prefixes_and_garbage_never_raise():
+    rng = random.Random(1234)
+    samples = [ONE_BYTE, TWO_BYTE, CSRC_PADDED]
+    samples += [bytes(rng.getrandbits(8) for _ in range(rng.randrange(40))) for _ in range(2000)]
+    samples += [b"\x90" + bytes(rng.getrandbits(8) for _ in range(rng.randrange(40))) for _ in range(2000)]
+    id_map = bytes(rng.getrandbits(8) for _ in range(256))
+    for sample in samples:
+        for n in range(len(sample) + 1):
+            buf = bytearray(sample)
+            start, end = payload_bounds(buf, n)
+            assert (start, end) == (-1, -1) or 12 <= start <= end <= n
+            profile, s, e = extension_block(buf, n)
+            assert (s, e) == (-1, -1) or 16 <= s <= e <= n
+            off, size = find_extension(buf, n, 1)
+            assert off == -1 or off + size <= n
+            rewrite_extension_ids(buf, n, id_map)
+            assert len(buf) == len(sample) and buf[n:] == sample[n:]
