@@ -10,7 +10,8 @@ Pure functions over the JSON dicts mediasoup-client exchanges with the server:
 * a consumer's parameters: the consumable ones cut down to what one client supports.
 
 Malformed input raises `InvalidParametersError` naming the field; media that
-cannot be handled raises `UnsupportedError`.
+cannot be handled raises `UnsupportedError`. The functions after the two
+`validate_*` ones expect input those have validated, and never change it.
 """
 
 import copy
@@ -19,6 +20,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from kolabmeet.media.capabilities import ABS_SEND_TIME, TRANSPORT_WIDE_CC
 from kolabmeet.media.errors import MediaError, UnsupportedError
 
 
@@ -28,8 +30,6 @@ class InvalidParametersError(MediaError):
 
 KINDS = ("audio", "video")
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
-TRANSPORT_WIDE_CC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
-ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 
 _MIME_TYPE = re.compile(r"^(audio|video)/(.+)$", re.IGNORECASE)
 _SCALABILITY_MODE = re.compile(r"^[LS]([1-9]\d?)T([1-9]\d?)")
@@ -258,7 +258,8 @@ def validate_rtp_parameters(params: Any) -> dict[str, Any]:
     params["encodings"] = _required_items(
         params.get("encodings"), "rtpParameters.encodings", _encoding
     )
-    params["rtcp"] = _rtcp(params.get("rtcp") or {}, "rtpParameters.rtcp")
+    rtcp = params.get("rtcp")
+    params["rtcp"] = _rtcp({} if rtcp is None else rtcp, "rtpParameters.rtcp")
     return params
 
 
@@ -336,7 +337,8 @@ def _is_rtx(codec: dict[str, Any]) -> bool:
 
 def _rtx_for(codecs: Iterable[dict[str, Any]], payload_type: int) -> dict[str, Any] | None:
     """The RTX codec among `codecs` that repairs the codec of payload_type."""
-    return next((c for c in codecs if _is_rtx(c) and c["parameters"].get("apt") == payload_type), None)
+    repairs = (c for c in codecs if _is_rtx(c) and c["parameters"].get("apt") == payload_type)
+    return next(repairs, None)
 
 
 # --- Producers ------------------------------------------------------------------
@@ -355,6 +357,7 @@ def _random_ssrcs(count: int, avoid: Iterable[int] = ()) -> list[int]:
 
 
 def _router_media_codec(codec: dict[str, Any], router_caps: dict[str, Any]) -> dict[str, Any]:
+    """The router's codec for the producer's media `codec`."""
     found = next((c for c in router_caps["codecs"] if _codecs_match(codec, c)), None)
     if found is None:
         raise UnsupportedError(
@@ -401,7 +404,8 @@ def get_producer_rtp_mapping(
         c["payloadType"]: _router_media_codec(c, router_caps) for c in codecs if not _is_rtx(c)
     }
     for codec in filter(_is_rtx, codecs):
-        by_payload_type[codec["payloadType"]] = _router_rtx_codec(codec, by_payload_type, router_caps)
+        rtx = _router_rtx_codec(codec, by_payload_type, router_caps)
+        by_payload_type[codec["payloadType"]] = rtx
     encodings = rtp_parameters["encodings"]
     return {
         "codecs": [
@@ -415,7 +419,9 @@ def get_producer_rtp_mapping(
     }
 
 
-def _codec_from_capability(capability: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+def _codec_from_capability(
+    capability: dict[str, Any], parameters: dict[str, Any]
+) -> dict[str, Any]:
     """Codec parameters for the router codec `capability`, with the given fmtp parameters."""
     codec = {
         "mimeType": capability["mimeType"],
@@ -458,7 +464,8 @@ def get_consumable_rtp_parameters(
     (sendrecv/sendonly); encodings take their `mappedSsrc` and lose rid and rtx.
     """
     extensions = [
-        {"uri": e["uri"], "id": e["preferredId"], "encrypt": e["preferredEncrypt"], "parameters": {}}
+        {"uri": e["uri"], "id": e["preferredId"], "encrypt": e["preferredEncrypt"],
+         "parameters": {}}
         for e in router_caps["headerExtensions"]
         if e["kind"] == kind and e["direction"] in ("sendrecv", "sendonly")
     ]
@@ -495,9 +502,16 @@ def consumer_type(consumable: dict[str, Any]) -> str:
     return "svc" if spatial_layers > 1 else "simple"
 
 
-def _common_feedback(codec: dict[str, Any], capability: dict[str, Any]) -> list[dict[str, str]]:
+def _negotiated_codec(codec: dict[str, Any], capability: dict[str, Any]) -> dict[str, Any]:
+    """`codec` in the client's payload type, with the RTCP feedback both sides support."""
     supported = {(fb["type"], fb["parameter"]) for fb in capability["rtcpFeedback"]}
-    return [fb for fb in codec["rtcpFeedback"] if (fb["type"], fb["parameter"]) in supported]
+    return {
+        **copy.deepcopy(codec),
+        "payloadType": capability.get("preferredPayloadType", codec["payloadType"]),
+        "rtcpFeedback": [
+            dict(fb) for fb in codec["rtcpFeedback"] if (fb["type"], fb["parameter"]) in supported
+        ],
+    }
 
 
 def _consumer_codecs(
@@ -511,17 +525,14 @@ def _consumer_codecs(
         capability = next((c for c in capabilities if _codecs_match(c, codec)), None)
         if capability is None:
             continue
-        payload_type = capability.get("preferredPayloadType", codec["payloadType"])
-        codecs.append(
-            {**codec, "payloadType": payload_type, "rtcpFeedback": _common_feedback(codec, capability)}
-        )
+        media = _negotiated_codec(codec, capability)
+        codecs.append(media)
         rtx = _rtx_for(consumable_codecs, codec["payloadType"])
-        rtx_capability = _rtx_for(capabilities, payload_type)
+        rtx_capability = _rtx_for(capabilities, media["payloadType"])
         if rtx is not None and rtx_capability is not None:
-            codecs.append(
-                {**rtx, "payloadType": rtx_capability["preferredPayloadType"], "parameters": {"apt": payload_type}}
-            )
-    return copy.deepcopy(codecs)
+            repair = _negotiated_codec(rtx, rtx_capability)
+            codecs.append({**repair, "parameters": {"apt": media["payloadType"]}})
+    return codecs
 
 
 def _consumer_header_extensions(
@@ -540,7 +551,9 @@ def _consumer_header_extensions(
     ]
 
 
-def _keep_one_congestion_control(codecs: list[dict[str, Any]], extensions: list[dict[str, Any]]) -> None:
+def _keep_one_congestion_control(
+    codecs: list[dict[str, Any]], extensions: list[dict[str, Any]]
+) -> None:
     """Keeps the feedback of one bandwidth estimation: transport-cc, else REMB, else none."""
     uris = {e["uri"] for e in extensions}
     if TRANSPORT_WIDE_CC in uris:
@@ -553,14 +566,17 @@ def _keep_one_congestion_control(codecs: list[dict[str, Any]], extensions: list[
         codec["rtcpFeedback"] = [fb for fb in codec["rtcpFeedback"] if fb["type"] not in dropped]
 
 
-def _consumer_encoding(consumable_encodings: list[dict[str, Any]], with_rtx: bool) -> dict[str, Any]:
+def _consumer_encoding(
+    consumable_encodings: list[dict[str, Any]], with_rtx: bool
+) -> dict[str, Any]:
     """The single encoding a consumer receives, with fresh SSRCs."""
     producer_ssrcs = (e["ssrc"] for e in consumable_encodings if "ssrc" in e)
     ssrc, rtx_ssrc = _random_ssrcs(2, avoid=producer_ssrcs)
     encoding: dict[str, Any] = {"ssrc": ssrc}
     if with_rtx:
         encoding["rtx"] = {"ssrc": rtx_ssrc}
-    mode = next((e["scalabilityMode"] for e in consumable_encodings if e.get("scalabilityMode")), None)
+    modes = [e["scalabilityMode"] for e in consumable_encodings if e.get("scalabilityMode")]
+    mode = modes[0] if modes else None
     if len(consumable_encodings) > 1:
         # Simulcast streams are offered to the consumer as spatial layers.
         mode = f"L{len(consumable_encodings)}T{_scalability(mode)[1]}"
@@ -599,6 +615,7 @@ def get_consumer_rtp_parameters(
     if pipe:
         encodings = copy.deepcopy(consumable["encodings"])
     else:
-        encodings = [_consumer_encoding(consumable["encodings"], with_rtx=any(map(_is_rtx, codecs)))]
+        with_rtx = any(_is_rtx(codec) for codec in codecs)
+        encodings = [_consumer_encoding(consumable["encodings"], with_rtx)]
     rtcp = {**consumable["rtcp"], "reducedSize": True, "mux": True}
     return {"codecs": codecs, "headerExtensions": extensions, "encodings": encodings, "rtcp": rtcp}

@@ -31,7 +31,7 @@ class WorkerPool:
 
     async def _start_one(self, index: int) -> Worker:
         worker = await (Worker.in_process(index) if self.in_process else Worker.spawn(index))
-        worker.once("died", lambda _how: self._on_died(worker))
+        worker.once("died", lambda: self._on_died(worker))
         return worker
 
     def least_loaded(self) -> Worker:

@@ -28,7 +28,7 @@ Subscriber = Callable[[str, Any], None]
 class Worker(EventEmitter):
     """Sends requests to a worker, routes its notifications, notices its death.
 
-    Events: "died" (exit description) once, when the worker goes away unasked.
+    Events: "died" once, when the worker goes away unasked.
     """
 
     def __init__(self, index: int, channel: Channel, process: asyncio.subprocess.Process | None,
@@ -149,23 +149,28 @@ class Worker(EventEmitter):
     async def _on_channel_closed(self) -> None:
         unasked = not self.closed
         self.closed = True
+        if unasked:
+            self.died = True
+            log.error("media worker %d (pid %d) died: its channel closed", self.index, self.pid)
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(WorkerDiedError(f"media worker {self.index} is gone"))
         for router in list(self.routers.values()):
             router.worker_closed()
-        if not unasked:
+        if unasked:
+            self.emit("died")
+            await self._reap()
+
+    async def _reap(self) -> None:
+        """Collect the dead process's exit status (killing it if it lingers)."""
+        if self._process is None:
             return
-        self.died = True
-        how = "its channel closed"
-        if self._process is not None:
-            try:
-                code = await asyncio.wait_for(self._process.wait(), 2.0)
-                how = f"exit code {code}"
-            except asyncio.TimeoutError:
-                self._process.kill()
-        log.error("media worker %d (pid %d) died: %s", self.index, self.pid, how)
-        self.emit("died", how)
+        try:
+            code = await asyncio.wait_for(self._process.wait(), 2.0)
+        except asyncio.TimeoutError:
+            self._process.kill()
+            code = await self._process.wait()
+        log.error("media worker %d (pid %d) exit code %s", self.index, self.pid, code)
 
     async def close(self) -> None:
         """Stop the worker and wait for it to exit."""

@@ -1,0 +1,53 @@
+"""The worker channel: framing, errors, and a worker served inside the test's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from kolabmeet.media.capabilities import router_rtp_capabilities
+from kolabmeet.media.channel import Channel, ChannelClosedError
+from kolabmeet.media.errors import InvalidStateError, MediaError
+from kolabmeet.media.worker_proxy import Worker
+
+
+async def test_frames_round_trip_over_a_socket_pair() -> None:
+    left, right = socket.socketpair()
+    a, b = await Channel.from_socket(left), await Channel.from_socket(right)
+    a.send({"id": 1, "method": "x", "data": {"blob": b"\x00\x01", "n": [1, 2]}})
+    a.send({"targetId": "t", "event": "e", "data": None})
+    assert await b.receive() == {"id": 1, "method": "x", "data": {"blob": b"\x00\x01", "n": [1, 2]}}
+    assert await b.receive() == {"targetId": "t", "event": "e", "data": None}
+    a.close()
+    with pytest.raises(ChannelClosedError):
+        await b.receive()
+    b.close()
+
+
+async def test_oversized_or_garbage_frame_closes_the_channel() -> None:
+    left, right = socket.socketpair()
+    channel = await Channel.from_socket(right)
+    left.sendall(b"\xff\xff\xff\xff")
+    with pytest.raises(ChannelClosedError, match="exceeds"):
+        await channel.receive()
+    left.close()
+    channel.close()
+
+
+async def test_in_process_worker_answers_and_refuses() -> None:
+    worker = await Worker.in_process()
+    router = await worker.create_router(router_rtp_capabilities())
+    assert (await router.dump())["id"] == router.id
+    with pytest.raises(InvalidStateError, match="not found"):
+        await worker.request("transport.dump", "no-such-transport")
+    with pytest.raises(MediaError, match="unknown method"):
+        await worker.request("router.explode", router.id)
+    transport = await router.create_plain_transport("127.0.0.1", None, (40000, 49999), comedia=True)
+    assert transport.tuple["localPort"] and transport.rtcp_tuple["localPort"]
+    await router.close()
+    assert transport.closed
+    await worker.close()
+    assert worker.closed and not worker.died
+    await asyncio.sleep(0)

@@ -1,0 +1,182 @@
+"""Real media through plain RTP transports: one sender, two receivers, over 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+import pytest
+
+from kolabmeet.media.worker import rtcp
+from kolabmeet.media.worker.keyframe import is_keyframe_vp8
+from tests.helpers import Browser, KolabApp, joined
+from tests.media.rtp_peer import Receiver, Sender, gap_free
+
+
+@dataclass
+class Subscriber:
+    browser: Browser
+    receiver: Receiver
+
+    def consumers(self) -> dict[str, dict[str, Any]]:
+        """newConsumer data by kind."""
+        return {r["data"]["kind"]: r["data"] for r in self.browser.server_requests if r["method"] == "newConsumer"}
+
+    def ssrc(self, kind: str) -> int:
+        return self.consumers()[kind]["rtpParameters"]["encodings"][0]["ssrc"]
+
+
+@dataclass
+class Call:
+    publisher: Browser
+    sender: Sender
+    rtp_address: tuple[str, int]
+    rtcp_address: tuple[str, int]
+    subscribers: list[Subscriber]
+    producers: dict[str, str]
+
+
+async def _subscriber(app: KolabApp, room: str, browsers: list[Browser]) -> Subscriber:
+    browser = await joined(app, room, role=1, nickname="viewer")
+    browsers.append(browser)
+    receiver = Receiver()
+    await receiver.open()
+    transport = await browser.ok("createPlainTransport", {"producing": False, "consuming": True})
+    rtp_port, rtcp_port = receiver.ports
+    await browser.ok("connectPlainTransport", {"transportId": transport["id"], "ip": "127.0.0.1",
+                                               "port": rtp_port, "rtcpPort": rtcp_port})
+    return Subscriber(browser, receiver)
+
+
+@pytest.fixture
+async def call(app: KolabApp, browsers: list[Browser]) -> AsyncIterator[Call]:
+    """A publisher producing VP8 and Opus, two subscribers whose consumers are acknowledged."""
+    room = await app.create_room()
+    subscribers = [await _subscriber(app, room, browsers) for _ in range(2)]
+    publisher = await joined(app, room, role=3, nickname="speaker")
+    browsers.append(publisher)
+    sender = Sender()
+    await sender.open()
+    transport = await publisher.ok("createPlainTransport", {"producing": True, "consuming": False})
+    assert transport["ip"] == "127.0.0.1" and transport["port"] != transport["rtcpPort"]
+    rtcp_address = ("127.0.0.1", transport["rtcpPort"])
+    sender.send_sender_report(rtcp_address)
+    producers = {}
+    for kind, source in (("video", "webcam"), ("audio", "mic")):
+        answer = await publisher.ok("produce", {"transportId": transport["id"], "kind": kind,
+                                                "rtpParameters": sender.rtp_parameters(kind),
+                                                "appData": {"source": source}})
+        producers[kind] = answer["id"]
+    for subscriber in subscribers:
+        await subscriber.browser.wait_request("newConsumer", count=2)
+    yield Call(publisher, sender, ("127.0.0.1", transport["port"]), rtcp_address, subscribers, producers)
+    sender.close()
+    for subscriber in subscribers:
+        subscriber.receiver.close()
+
+
+async def _wait(predicate: Any, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < end, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def test_media_reaches_both_subscribers_rewritten(call: Call) -> None:
+    await call.sender.stream(call.rtp_address, seconds=2.0)
+    await asyncio.sleep(0.2)
+    for sub in call.subscribers:
+        consumers = sub.consumers()
+        assert consumers["video"]["producerId"] == call.producers["video"]
+        assert consumers["video"]["appData"] == {"source": "webcam"}
+        for kind in ("video", "audio"):
+            params = consumers[kind]["rtpParameters"]
+            ssrc = params["encodings"][0]["ssrc"]
+            stream = sub.receiver.streams[ssrc]
+            assert ssrc not in (call.sender.video_ssrc, call.sender.audio_ssrc)
+            assert stream.payload_types == {params["codecs"][0]["payloadType"]}
+            assert gap_free(stream.seqs), stream.seqs[:20]
+        video = sub.receiver.streams[sub.ssrc("video")]
+        assert is_keyframe_vp8(video.first_payload, 0, len(video.first_payload))
+        assert sub.receiver.frames_decoded >= 0.9 * call.sender.frames_sent - 2
+        assert sub.receiver.count(sub.ssrc("audio")) >= 80
+    assert call.subscribers[0].ssrc("video") != call.subscribers[1].ssrc("video")
+
+
+async def test_pause_and_resume_producer(call: Call) -> None:
+    sub = call.subscribers[0]
+    await call.sender.stream(call.rtp_address, seconds=0.5)
+    await call.publisher.ok("pauseProducer", {"producerId": call.producers["video"]})
+    consumer_id = sub.consumers()["video"]["id"]
+    for subscriber in call.subscribers:
+        await subscriber.browser.wait_for("consumerPaused", lambda d: d["consumerId"] == subscriber.consumers()["video"]["id"])
+    await asyncio.sleep(0.1)
+    before = sub.receiver.count(sub.ssrc("video"))
+    plis_before = call.sender.plis
+    await call.sender.stream(call.rtp_address, seconds=0.5)
+    await asyncio.sleep(0.1)
+    assert sub.receiver.count(sub.ssrc("video")) == before
+    await call.publisher.ok("resumeProducer", {"producerId": call.producers["video"]})
+    await sub.browser.wait_for("consumerResumed", lambda d: d["consumerId"] == consumer_id)
+    await call.sender.stream(call.rtp_address, seconds=1.0)
+    await asyncio.sleep(0.1)
+    video = sub.receiver.streams[sub.ssrc("video")]
+    assert len(video.seqs) > before
+    assert gap_free(video.seqs)
+    assert call.sender.plis > plis_before
+    assert video.timestamps[before] > video.timestamps[before - 1]
+
+
+async def test_pause_and_resume_one_consumer(call: Call) -> None:
+    paused, other = call.subscribers
+    consumer_id = paused.consumers()["audio"]["id"]
+    await call.sender.stream(call.rtp_address, seconds=0.3)
+    await paused.browser.ok("pauseConsumer", {"consumerId": consumer_id})
+    await asyncio.sleep(0.05)
+    before, other_before = paused.receiver.count(paused.ssrc("audio")), other.receiver.count(other.ssrc("audio"))
+    await call.sender.stream(call.rtp_address, seconds=0.5)
+    await asyncio.sleep(0.1)
+    assert paused.receiver.count(paused.ssrc("audio")) == before
+    assert other.receiver.count(other.ssrc("audio")) > other_before + 10
+    await paused.browser.ok("resumeConsumer", {"consumerId": consumer_id})
+    await call.sender.stream(call.rtp_address, seconds=0.3)
+    await asyncio.sleep(0.1)
+    audio = paused.receiver.streams[paused.ssrc("audio")]
+    assert len(audio.seqs) > before + 5 and gap_free(audio.seqs)
+
+
+async def test_close_producer_closes_consumers(call: Call) -> None:
+    await call.sender.stream(call.rtp_address, seconds=0.3)
+    await call.publisher.ok("closeProducer", {"producerId": call.producers["video"]})
+    for sub in call.subscribers:
+        video_id = sub.consumers()["video"]["id"]
+        await sub.browser.wait_for("consumerClosed", lambda d: d["consumerId"] == video_id)
+        assert "consumerClosed" not in [n["method"] for n in sub.browser.notifications
+                                        if n["data"] and n["data"].get("consumerId") == sub.consumers()["audio"]["id"]]
+    await asyncio.sleep(0.1)
+    counts = [s.receiver.count(s.ssrc("video")) for s in call.subscribers]
+    await call.sender.stream(call.rtp_address, seconds=0.3)
+    await asyncio.sleep(0.1)
+    assert [s.receiver.count(s.ssrc("video")) for s in call.subscribers] == counts
+    assert await call.publisher.fails("pauseProducer", {"producerId": call.producers["video"]})
+
+
+async def test_sender_reports_and_key_frame_requests(call: Call) -> None:
+    sub = call.subscribers[0]
+    await call.sender.stream(call.rtp_address, seconds=1.5)
+    reports = [rtcp.parse_sender_report(data, offset, size)
+               for data in sub.receiver.rtcp_received
+               for pt, _fmt, offset, size in rtcp.iter_packets(data) if pt == rtcp.PT_SR]
+    ssrcs = {report.ssrc for report in reports if report}
+    assert sub.ssrc("video") in ssrcs and sub.ssrc("audio") in ssrcs
+    plis = call.sender.plis
+    await asyncio.sleep(0.6)
+    sub.receiver.rtcp.sendto(rtcp.pli(1234, sub.ssrc("video")), ("127.0.0.1", _server_rtcp_port(sub)))
+    await _wait(lambda: call.sender.plis > plis)
+
+
+def _server_rtcp_port(sub: Subscriber) -> int:
+    """The server's RTCP port of the subscriber's transport, learnt from an SR it sent."""
+    return sub.receiver.rtcp_source_port
