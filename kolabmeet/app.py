@@ -17,20 +17,24 @@ from kolabmeet.signaling.server import SIGNALING_PATH, Signaling
 
 log = logging.getLogger("kolabmeet")
 
+# The socket.io endpoint (the web client adds the slash) is the only path without X-Auth-Token.
+SIGNALING_PATHS = frozenset({"/" + SIGNALING_PATH, "/" + SIGNALING_PATH + "/"})
+
 
 class Server:
     """One kolabmeet server. `in_process_workers` runs media workers in this event loop (tests)."""
 
     def __init__(self, config: Config, in_process_workers: bool = False) -> None:
         self.config = config
-        self.pool = WorkerPool(config.num_workers, in_process=in_process_workers)
+        self.pool = WorkerPool(config.num_workers, config.webrtc_listen_ip, config.webrtc_announced_address,
+                               config.webrtc_port_base, in_process=in_process_workers)
         self.webhooks = Webhooks(config.webhook_url, config.webhook_token)
         self.signaling = Signaling(config, self.webhooks)
         self.rooms = Rooms(config, self.pool, self.signaling.notifier, self.webhooks)
         self.pool.on_worker_died = self.rooms.worker_died
         self.app = web.Application(
             client_max_size=config.max_body_size,
-            middlewares=[token_middleware(config.auth_token, "/" + SIGNALING_PATH)],
+            middlewares=[token_middleware(config.auth_token, SIGNALING_PATHS)],
         )
         self.app.add_routes(Api(config, self.rooms, self.signaling.notifier).routes())
         self.signaling.attach(self.app, self.rooms)

@@ -12,6 +12,7 @@ import uvloop
 
 from kolabmeet.app import Server
 from kolabmeet.config import Config, ConfigError, load_config
+from kolabmeet.media.errors import MediaError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     try:
         uvloop.run(_serve(config))
-    except OSError as exc:
+    except (OSError, MediaError) as exc:
         print(f"kolabmeet: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -184,7 +184,7 @@ def load_config(env: Mapping[str, str] | None = None, dev: bool = False) -> Conf
         router_scale_size=_int(env, "ROUTER_SCALE_SIZE", 16, 1, 10000),
         rtc_min_port=rtc_min,
         rtc_max_port=rtc_max,
-        webrtc_port_base=_int(env, "KOLABMEET_WEBRTC_PORT", 44444, 1024, 65000),
+        webrtc_port_base=_int(env, "KOLABMEET_WEBRTC_PORT", 44444, 0, 65000),
         reconnect_grace=_seconds(env, "KOLABMEET_RECONNECT_GRACE", 10.0),
         room_empty_timeout=_seconds(env, "KOLABMEET_ROOM_EMPTY_TIMEOUT", 10.0),
         request_timeout=_seconds(env, "KOLABMEET_REQUEST_TIMEOUT", 20.0),

@@ -30,7 +30,7 @@ def make_config(**overrides: Any) -> Config:
         auth_token=TOKEN, listening_host="127.0.0.1", listening_port=port,
         public_domain=f"127.0.0.1:{port}", ssl_cert=None, ssl_key=None, num_workers=1,
         webrtc_listen_ip="127.0.0.1", reconnect_grace=1.0, room_empty_timeout=1.0,
-        request_timeout=2.0,
+        request_timeout=2.0, webrtc_port_base=0,
     )
     values.update(overrides)
     return Config(**values)
@@ -88,9 +88,12 @@ class Browser:
         self._changed.set()
 
     async def _on_request(self, message: dict[str, Any]) -> Any:
+        answer = self.answer_request(message)
+        if asyncio.iscoroutine(answer):
+            answer = await answer
         self.server_requests.append(message)
         self._changed.set()
-        return self.answer_request(message)
+        return answer
 
     async def _on_disconnect(self, *args: Any) -> None:
         self.disconnected.set()
@@ -149,7 +152,14 @@ class Browser:
         return await asyncio.wait_for(until(), timeout)
 
     async def close(self) -> None:
+        """Leave as the web client's socket.close() does: the server gets the socket.io DISCONNECT.
+
+        python-socketio's disconnect() alone may close the websocket before that packet is written,
+        which the server sees as a network drop.
+        """
         if self.sio.connected:
+            await self.sio._send_packet(self.sio.packet_class(socketio.packet.DISCONNECT, namespace="/"))
+            await self.sio.eio.queue.join()
             await self.sio.disconnect()
 
 

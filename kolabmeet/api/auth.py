@@ -10,13 +10,16 @@ from aiohttp import web
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def token_middleware(token: str, open_prefix: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    """403 with an empty body unless X-Auth-Token equals `token` (constant-time)."""
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+
+def token_middleware(token: str, open_paths: frozenset[str]) -> Middleware:
+    """403 with an empty body unless X-Auth-Token equals `token` (constant-time) or the path is open."""
     expected = token.encode()
 
     @web.middleware
     async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(open_prefix):
+        if request.path in open_paths:
             return await handler(request)
         given = request.headers.get("X-Auth-Token", "").encode()
         if not hmac.compare_digest(given, expected):

@@ -29,13 +29,16 @@ class BadRequest(web.HTTPBadRequest):
 
 
 async def _json_body(request: web.Request) -> Any:
-    """The parsed JSON body, None when empty; BadRequest when it does not parse."""
-    raw = await request.read()
+    """The parsed JSON body, None when empty; BadRequest when it cannot be read or parsed."""
+    try:
+        raw = await request.read()
+    except web.RequestPayloadError as exc:
+        raise BadRequest(f"body cannot be read: {exc}") from None
     if not raw.strip():
         return None
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
 
 

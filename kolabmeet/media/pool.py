@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any, Callable
 
-from kolabmeet.media.errors import WorkerDiedError
+from kolabmeet.media.errors import MediaError, WorkerDiedError
 from kolabmeet.media.worker_proxy import Worker
 
 log = logging.getLogger("kolabmeet.media")
@@ -17,8 +17,12 @@ RESPAWN_DELAY = 0.2
 class WorkerPool:
     """N worker processes. `on_worker_died(worker)` runs after a death, before the replacement."""
 
-    def __init__(self, count: int, in_process: bool = False) -> None:
+    def __init__(self, count: int, listen_ip: str, announced_address: str | None, port_base: int,
+                 in_process: bool = False) -> None:
         self.count = count
+        self.listen_ip = listen_ip
+        self.announced_address = announced_address
+        self.port_base = port_base
         self.in_process = in_process
         self.workers: list[Worker] = []
         self.on_worker_died: Callable[[Worker], Any] | None = None
@@ -31,6 +35,12 @@ class WorkerPool:
 
     async def _start_one(self, index: int) -> Worker:
         worker = await (Worker.in_process(index) if self.in_process else Worker.spawn(index))
+        try:
+            port = self.port_base + index if self.port_base else 0
+            await worker.create_webrtc_server(self.listen_ip, self.announced_address, port)
+        except MediaError:
+            await worker.close()
+            raise
         worker.once("died", lambda: self._on_died(worker))
         return worker
 
@@ -56,7 +66,7 @@ class WorkerPool:
             return
         try:
             fresh = await self._start_one(dead.index)
-        except OSError:
+        except (OSError, MediaError):
             log.exception("could not start a replacement for media worker %d", dead.index)
             return
         self.workers = [fresh if w is dead else w for w in self.workers]

@@ -10,6 +10,7 @@ from pyee import EventEmitter
 from kolabmeet.media import ortc
 from kolabmeet.media.errors import InvalidStateError
 from kolabmeet.media.plain_transport import PlainTransport
+from kolabmeet.media.webrtc_transport import WebRtcTransport
 
 if TYPE_CHECKING:
     from kolabmeet.media.producer import Producer
@@ -51,6 +52,18 @@ class Router(EventEmitter):
             "rtcpMux": rtcp_mux,
         })
         transport = PlainTransport(transport_id, self, info, app_data)
+        self.transports[transport_id] = transport
+        return transport
+
+    async def create_webrtc_transport(self, enable_udp: bool = True, enable_tcp: bool = True,
+                                      prefer_udp: bool = True, app_data: Any = None) -> WebRtcTransport:
+        """A transport on the shared WebRTC port of this router's worker."""
+        self._check_open()
+        transport_id = str(uuid.uuid4())
+        info = await self.worker.request("router.createWebRtcTransport", self.id, {
+            "transportId": transport_id, "enableUdp": enable_udp, "enableTcp": enable_tcp, "preferUdp": prefer_udp,
+        })
+        transport = WebRtcTransport(transport_id, self, info, app_data)
         self.transports[transport_id] = transport
         return transport
 

@@ -38,6 +38,7 @@ class Worker(EventEmitter):
         self.pid = process.pid if process else os.getpid()
         self.channel = channel
         self.routers: dict[str, "Router"] = {}
+        self.webrtc_server: dict[str, Any] | None = None
         self.closed = False
         self.died = False
         self._process = process
@@ -113,6 +114,12 @@ class Worker(EventEmitter):
         router = Router(router_id, self, rtp_capabilities)
         self.routers[router_id] = router
         return router
+
+    async def create_webrtc_server(self, listen_ip: str, announced_address: str | None, port: int) -> dict[str, Any]:
+        """Open the worker's shared WebRTC port (UDP and TCP); port 0 picks a free one."""
+        self.webrtc_server = await self.request("worker.createWebRtcServer", "", {
+            "listenIp": listen_ip, "announcedAddress": announced_address, "port": port})
+        return self.webrtc_server
 
     async def dump(self) -> dict[str, Any]:
         return await self.request("worker.dump")

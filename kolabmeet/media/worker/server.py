@@ -14,7 +14,10 @@ from kolabmeet.media.worker.consumer import Consumer
 from kolabmeet.media.worker.plain_transport import PlainTransport
 from kolabmeet.media.worker.producer import Producer
 from kolabmeet.media.worker.router import Router
+from kolabmeet.media.worker.dtls import DtlsCertificate
 from kolabmeet.media.worker.transport import Transport
+from kolabmeet.media.worker.webrtc_server import WebRtcServer
+from kolabmeet.media.worker.webrtc_transport import WebRtcTransport
 
 log = logging.getLogger("kolabmeet.worker")
 
@@ -28,13 +31,18 @@ class WorkerServer:
         self.channel = channel
         self.objects: dict[str, Any] = {}
         self.routers: dict[str, Router] = {}
+        self.webrtc_server: WebRtcServer | None = None
+        self.certificate = DtlsCertificate.generate()
         self._handlers: dict[str, tuple[type | None, Handler]] = {
             "worker.createRouter": (None, self._create_router),
             "worker.dump": (None, lambda _o, _d: self.dump()),
             "worker.getResourceUsage": (None, lambda _o, _d: _resource_usage()),
             "router.close": (Router, self._close_router),
             "router.dump": (Router, lambda router, _d: router.dump()),
+            "worker.createWebRtcServer": (None, self._create_webrtc_server),
             "router.createPlainTransport": (Router, self._create_plain_transport),
+            "router.createWebRtcTransport": (Router, self._create_webrtc_transport),
+            "transport.restartIce": (WebRtcTransport, lambda t, _d: t.restart_ice()),
             "transport.connect": (Transport, lambda t, d: t.connect(d)),
             "transport.produce": (Transport, self._produce),
             "transport.consume": (Transport, self._consume),
@@ -59,12 +67,14 @@ class WorkerServer:
         try:
             while True:
                 message = await self.channel.receive()
-                self._handle(message)
+                await self._handle(message)
         except ChannelClosedError:
             pass
         finally:
             for router in list(self.routers.values()):
                 router.close()
+            if self.webrtc_server is not None:
+                self.webrtc_server.close()
             self.channel.close()
 
     def notify(self, target_id: str, event: str, data: Any) -> None:
@@ -73,11 +83,13 @@ class WorkerServer:
         except ChannelClosedError:
             pass
 
-    def _handle(self, message: dict[str, Any]) -> None:
+    async def _handle(self, message: dict[str, Any]) -> None:
         request_id = message.get("id")
         method = message.get("method")
         try:
             data = self._dispatch(method, message.get("handlerId"), message.get("data") or {})
+            if asyncio.iscoroutine(data):
+                data = await data
             reply = {"id": request_id, "accepted": True, "data": data}
         except MediaError as exc:
             reply = {"id": request_id, "accepted": False, "error": type(exc).__name__, "reason": str(exc)}
@@ -116,6 +128,24 @@ class WorkerServer:
         if transport_id in self.objects:
             raise MediaError(f"transport {transport_id} already exists")
         transport = PlainTransport(transport_id, router, self.notify, data)
+        router.add_transport(transport)
+        return transport.info()
+
+    async def _create_webrtc_server(self, _target: None, data: dict[str, Any]) -> dict[str, Any]:
+        if self.webrtc_server is not None:
+            raise MediaError("this worker already has a WebRTC server")
+        server = WebRtcServer(data["listenIp"], data.get("announcedAddress"), data["port"])
+        await server.start()
+        self.webrtc_server = server
+        return server.dump()
+
+    def _create_webrtc_transport(self, router: Router, data: dict[str, Any]) -> dict[str, Any]:
+        transport_id = data["transportId"]
+        if transport_id in self.objects:
+            raise MediaError(f"transport {transport_id} already exists")
+        if self.webrtc_server is None:
+            raise MediaError("this worker has no WebRTC server")
+        transport = WebRtcTransport(transport_id, router, self.notify, self.webrtc_server, self.certificate, data)
         router.add_transport(transport)
         return transport.info()
 

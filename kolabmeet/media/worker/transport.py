@@ -12,13 +12,15 @@ from kolabmeet.media.errors import InvalidStateError, MediaError
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.consumer import Consumer
 from kolabmeet.media.worker.producer import Producer
+from kolabmeet.media.worker.srtp import PacketBuffer
 
 if TYPE_CHECKING:
     from kolabmeet.media.worker.router import Router
 
 RTCP_INTERVAL = 1.0
-RECV_BUFFER = bytearray(65536)
-RECV_VIEW = memoryview(RECV_BUFFER)
+RECV = PacketBuffer()
+RECV_BUFFER = RECV.data
+RECV_VIEW = RECV.view
 _SSRC = struct.Struct("!I")
 
 Notify = Callable[[str, str, Any], None]
@@ -50,6 +52,10 @@ class Transport(ABC):
     @abstractmethod
     def send_rtcp(self, data: bytes) -> None:
         """Send one (compound) RTCP packet towards the remote."""
+
+    @abstractmethod
+    def connect(self, data: dict[str, Any]) -> None:
+        """Where the remote is (plain) or how to secure the connection (WebRTC)."""
 
     @abstractmethod
     def can_send(self) -> bool:

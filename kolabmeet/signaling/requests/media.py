@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kolabmeet.media.consumer import Consumer
 from kolabmeet.media.plain_transport import PlainTransport
 from kolabmeet.media.producer import Producer
 from kolabmeet.media.transport import Transport
+from kolabmeet.media.webrtc_transport import WebRtcTransport
 from kolabmeet.signaling.consumers import consume_from_all
 from kolabmeet.signaling.context import Context, ident
 from kolabmeet.signaling.errors import NotFoundError, RequestError
 from kolabmeet.signaling.roles import Role
+
+log = logging.getLogger("kolabmeet.signaling")
 
 SOURCES = ("mic", "webcam", "screen")
 
@@ -47,8 +51,50 @@ def _flags(data: dict[str, Any]) -> dict[str, bool]:
     return flags
 
 
-async def webrtc_not_yet(ctx: Context, data: dict[str, Any]) -> None:
-    raise RequestError("WebRTC transports are not available in this version of kolabmeet; use plain transports")
+async def create_webrtc_transport(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """A transport on the shared port of the peer's router's worker; TCP only with forceTcp."""
+    flags = _flags(data)
+    force_tcp = data.get("forceTcp", False)
+    if not isinstance(force_tcp, bool):
+        raise RequestError("forceTcp must be true or false")
+    router = await ctx.room.router_for(ctx.peer)
+    transport = await router.create_webrtc_transport(enable_udp=not force_tcp, enable_tcp=True, prefer_udp=True,
+                                                     app_data=flags)
+    peer = ctx.peer
+    peer.transports[transport.id] = transport
+    transport.once("routerclose", lambda: peer.transports.pop(transport.id, None))
+    transport.on("dtlsstatechange", lambda state, reason=None: _on_dtls_state(ctx, transport, state, reason))
+    return {
+        "id": transport.id,
+        "iceParameters": transport.ice_parameters,
+        "iceCandidates": transport.ice_candidates,
+        "dtlsParameters": transport.dtls_parameters,
+    }
+
+
+def _on_dtls_state(ctx: Context, transport: WebRtcTransport, state: str, reason: str | None) -> None:
+    """A failed DTLS handshake (a wrong fingerprint, say) closes the transport."""
+    if state == "failed":
+        log.warning("peer %s: transport %s DTLS failed (%s): closing it", ctx.peer.id, transport.id, reason)
+        ctx.peer.transports.pop(transport.id, None)
+        ctx.room.spawn(transport.close())
+
+
+async def connect_webrtc_transport(ctx: Context, data: dict[str, Any]) -> None:
+    transport = _transport(ctx, data)
+    if not isinstance(transport, WebRtcTransport):
+        raise RequestError("not a WebRTC transport")
+    params = data.get("dtlsParameters")
+    if not isinstance(params, dict):
+        raise RequestError("dtlsParameters must be an object")
+    await transport.connect(params)
+
+
+async def restart_ice(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    transport = _transport(ctx, data)
+    if not isinstance(transport, WebRtcTransport):
+        raise RequestError("not a WebRTC transport")
+    return await transport.restart_ice()
 
 
 async def create_plain_transport(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,110 @@
+"""Send-side retransmission: a ring buffer of sent packets and RTX (RFC 4588) framing.
+
+The buffer keeps one reusable ``bytearray`` per slot, so storing a packet is a
+copy into memory allocated once.  :func:`build_rtx` and :func:`restore_rtx` work
+on caller buffers without building packet objects.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Union
+
+from kolabmeet.media.worker.rtp import payload_bounds
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+_HEAD = struct.Struct("!BBH")  # V/P/X/CC, M/PT, sequence number
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
+_SLOT_ROUND = 256  # slot bytearrays are sized in multiples of this
+_NO_PADDING = 0xDF  # clears the P bit
+
+
+class RetransmissionBuffer:
+    """The last ``size`` sent packets of one consumer stream, indexed by sequence number."""
+
+    def __init__(self, size: int = 1024, max_age_ms: float = 2000) -> None:
+        if size <= 0 or size & (size - 1):
+            raise ValueError("size must be a power of two")
+        self._mask = size - 1
+        self._max_age_ms = max_age_ms
+        self._slots: list[bytearray] = [bytearray() for _ in range(size)]
+        self._lengths = [0] * size
+        self._seqs = [-1] * size  # -1: empty slot
+        self._stored_at = [0.0] * size
+
+    def store(self, seq: int, packet: Buffer, length: int, now_ms: float) -> None:
+        """Keep a copy of the first ``length`` bytes of ``packet`` sent as ``seq``."""
+        seq &= 0xFFFF
+        slot = seq & self._mask
+        buf = self._slots[slot]
+        if len(buf) < length:
+            buf = self._slots[slot] = bytearray(-(-length // _SLOT_ROUND) * _SLOT_ROUND)
+        buf[:length] = memoryview(packet)[:length]
+        self._lengths[slot] = length
+        self._seqs[slot] = seq
+        self._stored_at[slot] = now_ms
+
+    def get(self, seq: int, now_ms: float) -> tuple[bytearray, int] | None:
+        """(slot buffer, length) of packet ``seq``; None if never stored, overwritten or too old.
+
+        The buffer is the slot's own: use it before the next :meth:`store`.
+        """
+        seq &= 0xFFFF
+        slot = seq & self._mask
+        if self._seqs[slot] != seq or now_ms - self._stored_at[slot] > self._max_age_ms:
+            return None
+        return self._slots[slot], self._lengths[slot]
+
+    def clear(self) -> None:
+        """Forget every stored packet (slot memory is kept for reuse)."""
+        self._seqs = [-1] * len(self._seqs)
+
+
+def build_rtx(
+    packet: bytearray, length: int, out: bytearray, rtx_pt: int, rtx_ssrc: int, rtx_seq: int
+) -> int:
+    """Write the RTX packet (RFC 4588) for ``packet`` into ``out``; its length, or -1 if malformed.
+
+    Header, CSRCs, header extension and marker are kept; payload type, sequence
+    number and SSRC become the RTX ones; the payload is the original sequence
+    number followed by the original payload, without the original padding.
+    ``out`` (not ``packet`` itself) is grown if too short for the RTX packet.
+    """
+    start, end = payload_bounds(packet, length)
+    if start < 0:
+        return -1
+    out[:start] = packet[:start]
+    _HEAD.pack_into(out, 0, packet[0] & _NO_PADDING, (packet[1] & 0x80) | (rtx_pt & 0x7F), rtx_seq & 0xFFFF)
+    _U32.pack_into(out, 8, rtx_ssrc & 0xFFFFFFFF)
+    out[start : start + 2] = packet[2:4]  # OSN
+    out[start + 2 : end + 2] = memoryview(packet)[start:end]
+    return end + 2
+
+
+def parse_rtx(buf: bytearray, length: int) -> int:
+    """Turn a received RTX packet back into its original in place; new length or -1.
+
+    The original sequence number (OSN) replaces the RTX one, the payload moves
+    back over the OSN and RTX padding is dropped (P bit cleared).  Payload type
+    and SSRC are left to the caller (see :func:`restore_rtx`).
+    """
+    start, end = payload_bounds(buf, length)
+    if start < 0 or end - start < 2:
+        return -1
+    osn = _U16.unpack_from(buf, start)[0]
+    with memoryview(buf) as view:
+        view[start : end - 2] = view[start + 2 : end]  # overlapping: memmove
+    _U16.pack_into(buf, 2, osn)
+    buf[0] &= _NO_PADDING
+    return end - 2
+
+
+def restore_rtx(buf: bytearray, length: int, media_pt: int, media_ssrc: int) -> int:
+    """:func:`parse_rtx`, then set the original stream's payload type and SSRC; new length or -1."""
+    length = parse_rtx(buf, length)
+    if length >= 0:
+        buf[1] = (buf[1] & 0x80) | (media_pt & 0x7F)
+        _U32.pack_into(buf, 8, media_ssrc & 0xFFFFFFFF)
+    return length

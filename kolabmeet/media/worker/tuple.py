@@ -1,0 +1,64 @@
+"""A transport tuple: where a WebRTC peer is, and how to send to it (UDP or TCP)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from typing import Any
+
+_FRAME = struct.Struct("!H")
+
+
+class UdpTuple:
+    """A remote address reached through the worker's shared UDP socket."""
+
+    protocol = "udp"
+
+    def __init__(self, sock: socket.socket, address: tuple[str, int], local: tuple[str, int]) -> None:
+        self.sock = sock
+        self.address = address
+        self.local = local
+        self.key: Any = address
+
+    def send(self, data: Any) -> bool:
+        try:
+            self.sock.sendto(data, self.address)
+        except OSError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Nothing to close: the socket is shared."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"localIp": self.local[0], "localPort": self.local[1], "remoteIp": self.address[0],
+                "remotePort": self.address[1], "protocol": self.protocol}
+
+
+class TcpTuple:
+    """One accepted TCP connection, RFC 4571 framing (2-byte length before each packet)."""
+
+    protocol = "tcp"
+
+    def __init__(self, transport: asyncio.Transport, address: tuple[str, int], local: tuple[str, int]) -> None:
+        self.transport = transport
+        self.address = address
+        self.local = local
+        self.key: Any = transport
+
+    def send(self, data: Any) -> bool:
+        if self.transport.is_closing():
+            return False
+        self.transport.write(_FRAME.pack(len(data)) + bytes(data))
+        return True
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"localIp": self.local[0], "localPort": self.local[1], "remoteIp": self.address[0],
+                "remotePort": self.address[1], "protocol": self.protocol}
+
+
+Tuple = UdpTuple | TcpTuple

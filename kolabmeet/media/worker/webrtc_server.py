@@ -1,0 +1,212 @@
+"""The worker's one shared WebRTC port: UDP and TCP, demultiplexed to transports.
+
+Datagrams are sorted by their first byte (RFC 7983): STUN goes to the
+transport whose ICE username fragment it names; DTLS, RTP and RTCP go to the
+transport that the sender's tuple was bound to by a valid STUN check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import struct
+from typing import TYPE_CHECKING, Any
+
+from kolabmeet.media.errors import MediaError
+from kolabmeet.media.worker import stun
+from kolabmeet.media.worker.transport import RECV_BUFFER
+from kolabmeet.media.worker.tuple import TcpTuple, Tuple, UdpTuple
+from kolabmeet.media.worker.udp import SOCKET_BUFFER
+
+if TYPE_CHECKING:
+    from kolabmeet.media.worker.webrtc_transport import WebRtcTransport
+
+MAX_TCP_FRAME = 65535
+MAX_TCP_PENDING = 4 * MAX_TCP_FRAME
+_FRAME = struct.Struct("!H")
+
+
+class WebRtcServer:
+    """Owns the UDP socket and TCP listener; knows which transport each tuple belongs to."""
+
+    def __init__(self, listen_ip: str, announced_address: str | None, port: int) -> None:
+        self.listen_ip = listen_ip
+        self.announced_address = announced_address or listen_ip
+        self.by_ufrag: dict[str, "WebRtcTransport"] = {}
+        self.by_tuple: dict[Any, tuple[Tuple, "WebRtcTransport"]] = {}
+        self.udp, self.udp_port = _bind_udp(listen_ip, port)
+        self.tcp_server: asyncio.Server | None = None
+        self.tcp_port = 0
+        self.closed = False
+
+    async def start(self) -> None:
+        """Start reading UDP and listen on TCP, on the same port number as UDP."""
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self.udp.fileno(), self._on_udp_readable)
+        tcp_port = self.udp_port
+        try:
+            self.tcp_server = await loop.create_server(lambda: _TcpConnection(self), self.listen_ip, tcp_port)
+        except OSError as exc:
+            self.close()
+            raise MediaError(f"cannot listen on TCP {self.listen_ip}:{tcp_port}: {exc.strerror}") from exc
+        self.tcp_port = self.tcp_server.sockets[0].getsockname()[1]
+
+    def register(self, transport: "WebRtcTransport") -> None:
+        self.by_ufrag[transport.ice.ufrag] = transport
+
+    def unregister(self, transport: "WebRtcTransport", ufrag: str | None = None) -> None:
+        self.by_ufrag.pop(ufrag or transport.ice.ufrag, None)
+
+    def forget_tuple(self, tuple_: Tuple) -> None:
+        self.by_tuple.pop(tuple_.key, None)
+
+    def _on_udp_readable(self) -> None:
+        """Drain the UDP socket: one wake-up for every datagram waiting."""
+        buf = RECV_BUFFER
+        sock = self.udp
+        by_tuple = self.by_tuple
+        while True:
+            try:
+                length, address = sock.recvfrom_into(buf)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                if self.closed:
+                    return
+                continue
+            if length == 0:
+                continue
+            first = buf[0]
+            if first < 4:
+                self._on_stun(bytes(buf[:length]), address, None)
+                continue
+            bound = by_tuple.get(address)
+            if bound is None:
+                continue
+            if first >= 128:
+                bound[1].receive_srtp(buf, length)
+            elif 20 <= first < 64:
+                bound[1].receive_dtls(bytes(buf[:length]))
+
+    def on_tcp_frame(self, connection: "_TcpConnection", frame: bytes) -> None:
+        if not frame:
+            return
+        first = frame[0]
+        if first < 4:
+            self._on_stun(frame, connection.address, connection)
+            return
+        bound = self.by_tuple.get(connection.transport)
+        if bound is None:
+            return
+        if first >= 128:
+            length = len(frame)
+            RECV_BUFFER[:length] = frame
+            bound[1].receive_srtp(RECV_BUFFER, length)
+        elif 20 <= first < 64:
+            bound[1].receive_dtls(frame)
+
+    def _on_stun(self, data: bytes, address: Any, connection: "_TcpConnection | None") -> None:
+        request = stun.parse_binding_request(data)
+        if request is None:
+            return
+        transport = self.by_ufrag.get(stun.local_ufrag(request) or "")
+        if transport is None or not stun.authentic(request, transport.ice.password):
+            return
+        key = connection.transport if connection is not None else address
+        bound = self.by_tuple.get(key)
+        if bound is not None and bound[1] is not transport:
+            return
+        if bound is None:
+            tuple_ = self._make_tuple(address, connection)
+            self.by_tuple[key] = (tuple_, transport)
+        else:
+            tuple_ = bound[0]
+        tuple_.send(stun.binding_success(request, address[:2], transport.ice.password))
+        transport.ice.valid_check(tuple_, "USE-CANDIDATE" in request.attributes)
+
+    def _make_tuple(self, address: Any, connection: "_TcpConnection | None") -> Tuple:
+        if connection is None:
+            return UdpTuple(self.udp, address[:2], (self.announced_address, self.udp_port))
+        return TcpTuple(connection.transport, address[:2], (self.announced_address, self.tcp_port))
+
+    def on_tcp_closed(self, connection: "_TcpConnection") -> None:
+        bound = self.by_tuple.pop(connection.transport, None)
+        if bound is not None:
+            bound[1].ice.remove_tuple(bound[0])
+
+    def candidates(self, enable_udp: bool, enable_tcp: bool, prefer_udp: bool) -> list[dict[str, Any]]:
+        """ICE host candidates, as mediasoup announces them."""
+        found = []
+        if enable_udp:
+            priority = 1076302079 if prefer_udp else 1076302079 - 1000
+            found.append({"foundation": "udpcandidate", "priority": priority, "ip": self.announced_address,
+                          "address": self.announced_address, "protocol": "udp", "port": self.udp_port,
+                          "type": "host"})
+        if enable_tcp:
+            priority = 1076276479 if prefer_udp else 1076302079
+            found.append({"foundation": "tcpcandidate", "priority": priority, "ip": self.announced_address,
+                          "address": self.announced_address, "protocol": "tcp", "port": self.tcp_port,
+                          "type": "host", "tcpType": "passive"})
+        return found
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        asyncio.get_running_loop().remove_reader(self.udp.fileno())
+        self.udp.close()
+        if self.tcp_server is not None:
+            self.tcp_server.close()
+
+    def dump(self) -> dict[str, Any]:
+        return {"udpPort": self.udp_port, "tcpPort": self.tcp_port, "ip": self.announced_address,
+                "transports": len(self.by_ufrag), "tuples": len(self.by_tuple)}
+
+
+class _TcpConnection(asyncio.Protocol):
+    """One ICE-TCP connection: reassembles RFC 4571 frames."""
+
+    def __init__(self, server: WebRtcServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.address: Any = None
+        self._pending = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.address = transport.get_extra_info("peername")
+
+    def data_received(self, data: bytes) -> None:
+        pending = self._pending
+        pending += data
+        if len(pending) > MAX_TCP_PENDING:
+            self.transport.close()
+            return
+        offset = 0
+        while len(pending) - offset >= 2:
+            (size,) = _FRAME.unpack_from(pending, offset)
+            if len(pending) - offset - 2 < size:
+                break
+            frame = bytes(pending[offset + 2:offset + 2 + size])
+            offset += 2 + size
+            self.server.on_tcp_frame(self, frame)
+        del pending[:offset]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.on_tcp_closed(self)
+
+
+def _bind_udp(ip: str, port: int) -> tuple[socket.socket, int]:
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.bind((ip, port))
+    except OSError as exc:
+        sock.close()
+        why = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise MediaError(f"cannot bind the WebRTC UDP port {ip}:{port}: {why}") from exc
+    sock.setblocking(False)
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+    return sock, sock.getsockname()[1]

@@ -1,0 +1,121 @@
+"""A relay on 127.0.0.1 between a WebRTC test peer and the server.
+
+It forwards datagrams from the peer to the server's candidate and back, and can
+drop a share of them in either direction (a lossy network). With `tcp=True` it
+speaks ICE-TCP's RFC 4571 framing to the server: aioice (aiortc's ICE) has no
+TCP candidates, so this is how an aiortc peer reaches the server's TCP port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import struct
+from typing import Any
+
+_FRAME = struct.Struct("!H")
+
+
+class _PeerSide(asyncio.DatagramProtocol):
+    def __init__(self, relay: "Relay") -> None:
+        self.relay = relay
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.relay.from_peer(data, addr)
+
+
+class _ServerUdp(asyncio.DatagramProtocol):
+    def __init__(self, relay: "Relay", peer: Any) -> None:
+        self.relay, self.peer = relay, peer
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.relay.to_peer(data, self.peer)
+
+
+class _ServerTcp(asyncio.Protocol):
+    def __init__(self, relay: "Relay", peer: Any) -> None:
+        self.relay, self.peer = relay, peer
+        self.pending = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.pending += data
+        while len(self.pending) >= 2:
+            (size,) = _FRAME.unpack_from(self.pending)
+            if len(self.pending) < 2 + size:
+                return
+            frame = bytes(self.pending[2:2 + size])
+            del self.pending[:2 + size]
+            self.relay.to_peer(frame, self.peer)
+
+    def send(self, data: bytes) -> None:
+        self.transport.write(_FRAME.pack(len(data)) + data)
+
+
+class Relay:
+    """One listening UDP port for the peer; one upstream (UDP socket or TCP connection) per peer address."""
+
+    def __init__(self, server: tuple[str, int], tcp: bool = False, drop_to_server: float = 0.0,
+                 drop_to_peer: float = 0.0, seed: int = 7) -> None:
+        self.server = server
+        self.tcp = tcp
+        self.drop_to_server = drop_to_server
+        self.drop_to_peer = drop_to_peer
+        self.dropped = 0
+        self.forwarded = 0
+        self._random = random.Random(seed)
+        self._listen: asyncio.DatagramTransport | None = None
+        self._upstream: dict[Any, Any] = {}
+        self._connecting: dict[Any, list[bytes]] = {}
+
+    async def start(self) -> int:
+        loop = asyncio.get_running_loop()
+        self._listen, _ = await loop.create_datagram_endpoint(lambda: _PeerSide(self), local_addr=("127.0.0.1", 0))
+        return self._listen.get_extra_info("sockname")[1]
+
+    def _drop(self, share: float, data: bytes) -> bool:
+        """Only media (RTP/RTCP) is dropped, so ICE and DTLS always get through."""
+        if share and data and data[0] >= 128 and self._random.random() < share:
+            self.dropped += 1
+            return True
+        return False
+
+    def from_peer(self, data: bytes, peer: Any) -> None:
+        if self._drop(self.drop_to_server, data):
+            return
+        self.forwarded += 1
+        upstream = self._upstream.get(peer)
+        if upstream is not None:
+            upstream.send(data) if self.tcp else upstream.sendto(data)
+            return
+        if peer in self._connecting:
+            self._connecting[peer].append(data)
+            return
+        self._connecting[peer] = [data]
+        asyncio.get_running_loop().create_task(self._open(peer))
+
+    async def _open(self, peer: Any) -> None:
+        loop = asyncio.get_running_loop()
+        if self.tcp:
+            _, upstream = await loop.create_connection(lambda: _ServerTcp(self, peer), *self.server)
+        else:
+            upstream, _ = await loop.create_datagram_endpoint(lambda: _ServerUdp(self, peer),
+                                                              remote_addr=self.server)
+        self._upstream[peer] = upstream
+        for data in self._connecting.pop(peer):
+            upstream.send(data) if self.tcp else upstream.sendto(data)
+
+    def to_peer(self, data: bytes, peer: Any) -> None:
+        if self._drop(self.drop_to_peer, data):
+            return
+        self.forwarded += 1
+        self._listen.sendto(data, peer)
+
+    def close(self) -> None:
+        for upstream in self._upstream.values():
+            upstream.transport.close() if self.tcp else upstream.close()
+        if self._listen is not None:
+            self._listen.close()
