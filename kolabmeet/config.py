@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import ssl
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -127,6 +128,10 @@ def _tls(env: Mapping[str, str], dev: bool) -> tuple[str | None, str | None]:
     for name, path in (("SSL_CERT", cert), ("SSL_KEY", key)):
         if not os.path.isfile(path):
             raise ConfigError(name, f"file {path!r} does not exist (set SSL_CERT=none to serve without TLS)")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except OSError as exc:  # ssl.SSLError included
+        raise ConfigError("SSL_CERT", f"{cert!r} with SSL_KEY {key!r} is not a usable PEM pair: {exc}") from None
     return cert, key
 
 

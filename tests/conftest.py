@@ -53,3 +53,7 @@ async def browsers() -> AsyncIterator[list[Browser]]:
 def server_with() -> Callable[..., Any]:
     """A server with its own configuration: `async with server_with(**overrides) as srv`."""
     return running_server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: runs real timers (seconds); part of the default run")

@@ -20,7 +20,13 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kolabmeet.media.capabilities import ABS_SEND_TIME, TRANSPORT_WIDE_CC
+from kolabmeet.media.capabilities import (
+    ABS_SEND_TIME,
+    MID,
+    REPAIRED_RTP_STREAM_ID,
+    RTP_STREAM_ID,
+    TRANSPORT_WIDE_CC,
+)
 from kolabmeet.media.errors import MediaError, UnsupportedError
 
 
@@ -407,6 +413,7 @@ def get_producer_rtp_mapping(
         rtx = _router_rtx_codec(codec, by_payload_type, router_caps)
         by_payload_type[codec["payloadType"]] = rtx
     encodings = rtp_parameters["encodings"]
+    kind = next(c for c in codecs if not _is_rtx(c))["mimeType"].split("/")[0].lower()
     return {
         "codecs": [
             {"payloadType": pt, "mappedPayloadType": c["preferredPayloadType"]}
@@ -416,7 +423,37 @@ def get_producer_rtp_mapping(
             _mapped_encoding(encoding, ssrc)
             for encoding, ssrc in zip(encodings, _random_ssrcs(len(encodings)))
         ],
+        "headerExtensions": _mapped_extensions(kind, rtp_parameters.get("headerExtensions", []), router_caps),
     }
+
+
+_PER_STREAM_EXTENSIONS = (MID, RTP_STREAM_ID, REPAIRED_RTP_STREAM_ID)
+
+
+def consumer_extension_map(kind: str, consumer_params: dict[str, Any], router_caps: dict[str, Any]) -> list[int] | None:
+    """A 256-entry table: router extension id -> the consumer's (0: not sent); None if the same ids."""
+    consumer_ids = {e["uri"]: e["id"] for e in consumer_params.get("headerExtensions", [])}
+    table = list(range(256))
+    same = True
+    for ext in router_caps["headerExtensions"]:
+        if ext["kind"] != kind:
+            continue
+        mapped = consumer_ids.get(ext["uri"], 0)
+        table[ext["preferredId"]] = mapped
+        same = same and mapped == ext["preferredId"]
+    return None if same else table
+
+
+def _mapped_extensions(kind: str, extensions: list[dict[str, Any]], router_caps: dict[str, Any]) -> list[dict[str, int]]:
+    """Producer extension ids -> the router's (0: dropped on the way in).
+
+    MID and RID values name the producer's own stream, so they never reach consumers.
+    """
+    router_ids = {e["uri"]: e["preferredId"] for e in router_caps["headerExtensions"] if e["kind"] == kind}
+    return [
+        {"id": e["id"], "mappedId": 0 if e["uri"] in _PER_STREAM_EXTENSIONS else router_ids.get(e["uri"], 0)}
+        for e in extensions
+    ]
 
 
 def _codec_from_capability(

@@ -104,8 +104,15 @@ class Room:
         for transport in list(peer.transports.values()):
             await transport.close()
         log.info("room %s: peer %s closed", self.id, peer.id)
-        if not self.peers and not self.closed:
+        if not self.closed and not self.occupied():
             self._arm_empty_timer(self.config.room_empty_timeout)
+
+    def occupied(self) -> bool:
+        """Whether a peer is in the room: connected, connecting, or dropped and within its grace.
+
+        Tokens never used do not count: they are dropped when the room closes.
+        """
+        return any(p.ready or p.sid is not None for p in self.peers.values())
 
     def _arm_empty_timer(self, delay: float) -> None:
         if self._empty_timer is not None:

@@ -8,12 +8,15 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from kolabmeet.media.worker import rtcp
+from kolabmeet.media.worker.retransmission import RetransmissionBuffer, build_rtx
+from kolabmeet.media.worker.rtp import set_abs_send_time, set_transport_wide_seq
 
 if TYPE_CHECKING:
     from kolabmeet.media.worker.producer import Producer
     from kolabmeet.media.worker.transport import Transport
 
 _SEQ_TS_SSRC = struct.Struct("!HII")
+RTX_SCRATCH = bytearray(2048)
 
 
 class Consumer:
@@ -21,7 +24,8 @@ class Consumer:
 
     Sequence numbers and timestamps stay continuous across pauses: each time the
     stream (re)starts, the offsets are set so that the next packet follows the
-    last one sent. Video (re)starts only on a key frame.
+    last one sent. Video (re)starts only on a key frame. Sent video packets are
+    kept for retransmission (RTX when negotiated) on the receiver's NACKs.
     """
 
     def __init__(self, consumer_id: str, transport: "Transport", producer: "Producer",
@@ -38,36 +42,54 @@ class Consumer:
         self._notify = notify
         encoding = self.rtp_parameters["encodings"][0]
         self.ssrc: int = encoding["ssrc"]
-        self._clock_rate: int = self.rtp_parameters["codecs"][0]["clockRate"]
+        self.rtx_ssrc: int | None = (encoding.get("rtx") or {}).get("ssrc")
+        media = self.rtp_parameters["codecs"][0]
+        self._clock_rate: int = media["clockRate"]
+        self.rtx_pt = self._rtx_payload_type(media["payloadType"])
+        self.ext_map: bytes | None = bytes(data["extensionMap"]) if data.get("extensionMap") else None
         self._pt_map = self._payload_type_map()
         self._is_video = self.kind == "video"
+        self.rtx_buffer = RetransmissionBuffer() if self._is_video and self._wants_nack(media) else None
         self.active = False
         self._sync_needed = True
         self._waiting = False
         self._sync_seq = 0
         self._seq_off = 0
         self._ts_off = 0
+        self._rtx_seq = secrets.randbits(16)
         self.last_seq = secrets.randbits(16)
         self.last_ts = secrets.randbits(32)
         self.last_sent = 0.0
         self.packets = 0
         self.bytes = 0
         self.keyframe_requests = 0
+        self.nacks_received = 0
+        self.retransmitted = 0
+        self.score = 10
+        self.rtt_ms = 0.0
+        self._sr_sent: dict[int, float] = {}
+        self._producer_scores: list[dict[str, int]] = []
+
+    def _rtx_payload_type(self, media_pt: int) -> int | None:
+        for codec in self.rtp_parameters["codecs"]:
+            if codec["mimeType"].lower().endswith("/rtx") and int(codec["parameters"].get("apt", -1)) == media_pt:
+                return codec["payloadType"]
+        return None
+
+    @staticmethod
+    def _wants_nack(media: dict[str, Any]) -> bool:
+        return any(f.get("type") == "nack" and not f.get("parameter") for f in media.get("rtcpFeedback", []))
 
     def _payload_type_map(self) -> bytes:
         """Table: router payload type (with marker bit) -> this consumer's (with marker bit)."""
         table = bytearray(256)
-        router_pts = [c["payloadType"] for c in self.producer_consumable_codecs()]
+        mapped = {c["mappedPayloadType"] for c in self.producer.rtp_mapping.get("codecs", [])}
         for codec in self.rtp_parameters["codecs"]:
             pt = codec["payloadType"]
-            if pt in router_pts:
+            if pt in mapped and not codec["mimeType"].lower().endswith("/rtx"):
                 table[pt] = pt
                 table[pt | 0x80] = pt | 0x80
         return bytes(table)
-
-    def producer_consumable_codecs(self) -> list[dict[str, Any]]:
-        mapped = {c["mappedPayloadType"] for c in self.producer.rtp_mapping.get("codecs", [])}
-        return [c for c in self.rtp_parameters["codecs"] if c["payloadType"] in mapped]
 
     def start(self) -> None:
         """Attach to the producer and start flowing unless paused."""
@@ -92,13 +114,25 @@ class Consumer:
         out_ts = (ts + self._ts_off) & 0xFFFFFFFF
         buf[1] = pt
         _SEQ_TS_SSRC.pack_into(buf, 2, out_seq, out_ts, self.ssrc)
-        if self.transport.send_rtp(view):
+        now = time.monotonic()
+        self._stamp(buf, now)
+        if self.rtx_buffer is not None:
+            self.rtx_buffer.store(out_seq, view, length, now * 1000)
+        if self.transport.send_rtp(view, self.ext_map):
             self.packets += 1
             self.bytes += length
         if ((out_seq - self.last_seq) & 0xFFFF) < 0x8000:
             self.last_seq = out_seq
             self.last_ts = out_ts
-            self.last_sent = time.monotonic()
+            self.last_sent = now
+
+    def _stamp(self, buf: bytearray, now: float) -> None:
+        """Per-transport header extension values: send time and transport-wide sequence number."""
+        producer = self.producer
+        if producer.abs_send_time_at > 0:
+            set_abs_send_time(buf, producer.abs_send_time_at, now)
+        if producer.twcc_at > 0:
+            set_transport_wide_seq(buf, producer.twcc_at, self.transport.next_twcc_seq())
 
     def _sync(self, seq: int, ts: int) -> None:
         next_seq = (self.last_seq + 1) & 0xFFFF
@@ -109,6 +143,47 @@ class Consumer:
         self._sync_seq = seq
         self._sync_needed = False
         self._set_waiting(False)
+
+    def receive_nack(self, seqs: list[int]) -> None:
+        """Resend what the receiver lost: as RTX when negotiated, else the packet itself."""
+        self.nacks_received += 1
+        if self.rtx_buffer is None or not self.active:
+            return
+        now_ms = time.monotonic() * 1000
+        for seq in seqs:
+            stored = self.rtx_buffer.get(seq, now_ms)
+            if stored is None:
+                continue
+            packet, length = stored
+            if self.rtx_pt is not None and self.rtx_ssrc is not None:
+                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+                length = build_rtx(packet, length, RTX_SCRATCH, self.rtx_pt, self.rtx_ssrc, self._rtx_seq)
+                if length < 0:
+                    continue
+                packet = RTX_SCRATCH
+            if self.transport.send_rtp(memoryview(packet)[:length], self.ext_map):
+                self.retransmitted += 1
+
+    def receive_report(self, block: rtcp.ReportBlock) -> None:
+        """A receiver report about our stream: loss gives the score, LSR/DLSR the round trip."""
+        sent_at = self._sr_sent.get(block.lsr)
+        if sent_at is not None:
+            self.rtt_ms = max(0.0, (time.monotonic() - sent_at - block.dlsr / 65536) * 1000)
+        loss = block.fraction_lost / 256
+        score = 10 if loss <= 0.01 else max(0, min(10, round(10 * (1 - loss / 0.4))))
+        if score != self.score:
+            self.score = score
+            self._notify_score()
+
+    def producer_score_changed(self, scores: list[dict[str, int]]) -> None:
+        if scores != self._producer_scores:
+            self._producer_scores = scores
+            self._notify_score()
+
+    def _notify_score(self) -> None:
+        producer_scores = [s["score"] for s in self._producer_scores]
+        self._notify(self.id, "score", {"score": self.score, "producerScore": min(producer_scores, default=0),
+                                        "producerScores": producer_scores})
 
     def _update_active(self) -> None:
         active = not (self.paused or self.producer_is_paused or self.closed) and self.transport.can_send()
@@ -174,8 +249,11 @@ class Consumer:
         """An RTCP SR mapping now to this stream's RTP clock, or None before the first packet."""
         if not self.packets:
             return None
-        elapsed = time.monotonic() - self.last_sent
-        rtp_ts = (self.last_ts + int(elapsed * self._clock_rate)) & 0xFFFFFFFF
+        now = time.monotonic()
+        rtp_ts = (self.last_ts + int((now - self.last_sent) * self._clock_rate)) & 0xFFFFFFFF
+        if len(self._sr_sent) > 8:
+            self._sr_sent.clear()
+        self._sr_sent[rtcp.ntp_middle32(ntp)] = now
         return rtcp.sender_report(self.ssrc, ntp, rtp_ts, self.packets & 0xFFFFFFFF, self.bytes & 0xFFFFFFFF)
 
     def get_stats(self) -> list[dict[str, Any]]:
@@ -183,11 +261,16 @@ class Consumer:
             "type": "outbound-rtp",
             "timestamp": int(time.time() * 1000),
             "ssrc": self.ssrc,
+            "rtxSsrc": self.rtx_ssrc,
             "kind": self.kind,
             "mimeType": self.rtp_parameters["codecs"][0]["mimeType"],
             "packetCount": self.packets,
             "byteCount": self.bytes,
             "pliCount": self.keyframe_requests,
+            "nackCount": self.nacks_received,
+            "packetsRetransmitted": self.retransmitted,
+            "roundTripTime": self.rtt_ms,
+            "score": self.score,
         }
         return [own, *self.producer.get_stats()]
 
@@ -200,4 +283,5 @@ class Consumer:
             "rtpParameters": self.rtp_parameters,
             "paused": self.paused,
             "producerPaused": self.producer_is_paused,
+            "score": self.score,
         }

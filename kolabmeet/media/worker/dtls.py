@@ -23,9 +23,9 @@ from OpenSSL import SSL
 from kolabmeet.media.errors import MediaError
 
 HANDSHAKE_TIMEOUT = 30.0
-# OpenSSL's smallest DTLS MTU on a memory BIO (256 - 28); below it OpenSSL
-# ignores the MTU and would write records larger than our datagrams.
-MIN_MTU = 228
+# OpenSSL's smallest DTLS MTU: below it SSL_set_mtu is silently refused and,
+# with OP_NO_QUERY_MTU, the first handshake write fails (OpenSSL 4.0).
+MIN_MTU = 256
 
 _DTLS1_VERSION = 0xFEFF
 _DTLS1_2_VERSION = 0xFEFD

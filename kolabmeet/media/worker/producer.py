@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.keyframe import KEYFRAME_DETECTORS
-from kolabmeet.media.worker.rtp import payload_bounds
-from kolabmeet.media.worker.rtp_stream import RecvStats
+from kolabmeet.media.worker.retransmission import restore_rtx
+from kolabmeet.media.worker.rtp import find_extension, payload_bounds, rewrite_extension_ids
+from kolabmeet.media.worker.rtp_stream import RecvStream
 
 if TYPE_CHECKING:
     from kolabmeet.media.worker.consumer import Consumer
@@ -19,10 +20,18 @@ if TYPE_CHECKING:
 _SEQ_TS = struct.Struct("!HI")
 
 KEYFRAME_REQUEST_INTERVAL = 0.5
+NACK_INTERVAL = 0.04
+ABS_SEND_TIME_ID = 4
+TRANSPORT_WIDE_CC_ID = 5
 
 
 class Producer:
-    """Receives one RTP stream (per encoding) and hands each packet to its consumers."""
+    """Receives one track (an RTP stream per encoding, plus RTX) and hands packets to consumers.
+
+    Header extension ids are mapped to the router's on the way in, so every
+    consumer sees the router's ids; `abs_send_time_at` and `twcc_at` give the
+    current packet's value offsets for consumers to fill in.
+    """
 
     def __init__(self, producer_id: str, transport: "Transport", data: dict[str, Any],
                  notify: Callable[[str, str, Any], None]) -> None:
@@ -36,12 +45,29 @@ class Producer:
         self.consumers: tuple["Consumer", ...] = ()
         self.keyframe_waiters = 0
         self.closed = False
+        self.abs_send_time_at = -1
+        self.twcc_at = -1
         self._notify = notify
         self._pt_map = self._mapped_payload_types()
-        self._is_keyframe = self._keyframe_detector()
-        self._stats: dict[int, RecvStats] = {}
+        self._ext_map = self._mapped_extension_ids()
+        self._media = self._media_codec()
+        self._is_keyframe = KEYFRAME_DETECTORS.get(self._media["mimeType"].lower()) if self.kind == "video" else None
+        self._streams: dict[int, RecvStream] = {}
+        self._rtx: dict[int, int] = {}
+        self._rtx_apt = self._rtx_payload_types()
+        for encoding in self.rtp_parameters.get("encodings", []):
+            if "ssrc" in encoding:
+                self._stream(encoding["ssrc"])
+                rtx_ssrc = (encoding.get("rtx") or {}).get("ssrc")
+                if rtx_ssrc:
+                    self._rtx[rtx_ssrc] = encoding["ssrc"]
         self._last_keyframe_request = 0.0
         self._keyframe_timer: asyncio.TimerHandle | None = None
+        self._nack_timer: asyncio.TimerHandle | None = None
+
+    def _media_codec(self) -> dict[str, Any]:
+        codecs = [c for c in self.rtp_parameters.get("codecs", []) if not c["mimeType"].lower().endswith("/rtx")]
+        return codecs[0]
 
     def _mapped_payload_types(self) -> bytes:
         """Table: producer payload type -> router payload type (0 = unknown)."""
@@ -50,29 +76,68 @@ class Producer:
             table[codec["payloadType"] & 0x7F] = codec["mappedPayloadType"]
         return bytes(table)
 
-    def _keyframe_detector(self) -> Callable[[Any, int, int], bool] | None:
-        if self.kind != "video":
+    def _mapped_extension_ids(self) -> bytes | None:
+        """Table: producer extension id -> router id (0 drops it); None without extensions."""
+        pairs = self.rtp_mapping.get("headerExtensions", [])
+        if not pairs:
             return None
-        codecs = [c for c in self.rtp_parameters.get("codecs", []) if not c["mimeType"].lower().endswith("/rtx")]
-        return KEYFRAME_DETECTORS.get(codecs[0]["mimeType"].lower()) if codecs else None
+        table = bytearray(256)
+        for pair in pairs:
+            table[pair["id"]] = pair["mappedId"]
+        return bytes(table)
+
+    def _rtx_payload_types(self) -> dict[int, int]:
+        """RTX payload type -> the payload type it repairs."""
+        return {c["payloadType"]: int(c["parameters"]["apt"]) for c in self.rtp_parameters.get("codecs", [])
+                if c["mimeType"].lower().endswith("/rtx") and "apt" in c.get("parameters", {})}
+
+    def _stream(self, ssrc: int) -> RecvStream:
+        stream = self._streams.get(ssrc)
+        if stream is None:
+            use_nack = self.kind == "video" and any(f.get("type") == "nack" and not f.get("parameter")
+                                                    for f in self._media.get("rtcpFeedback", []))
+            stream = self._streams[ssrc] = RecvStream(ssrc, self.kind, self._media["clockRate"], use_nack)
+        return stream
 
     def media_ssrcs(self) -> list[int]:
-        """The SSRCs this producer receives on, as signalled in its encodings."""
-        return [e["ssrc"] for e in self.rtp_parameters.get("encodings", []) if "ssrc" in e]
+        """The SSRCs this producer receives on, as signalled (media and RTX)."""
+        return [e["ssrc"] for e in self.rtp_parameters.get("encodings", []) if "ssrc" in e] + list(self._rtx)
 
     def receive_rtp(self, buf: bytearray, view: memoryview, length: int, ssrc: int) -> None:
         """Hot path: account for one packet and forward it to every consumer."""
-        stats = self._stats.get(ssrc)
-        if stats is None:
-            stats = self._stats[ssrc] = RecvStats(ssrc)
+        recovered = False
+        rtx = self._rtx.get(ssrc)
+        if rtx is not None:
+            media_pt = self._rtx_apt.get(buf[1] & 0x7F)
+            if media_pt is None:
+                return
+            length = restore_rtx(buf, length, media_pt, rtx)
+            if length < 0:
+                return
+            ssrc, view, recovered = rtx, view[:length], True
+        stream = self._streams.get(ssrc) or self._stream(ssrc)
         seq, ts = _SEQ_TS.unpack_from(buf, 2)
-        stats.update(seq, length)
+        stream.update(seq, ts, length, time.monotonic())
+        if recovered:
+            stream.retransmitted += 1
+        if stream.nack is not None:
+            self._track_loss(stream, seq, recovered)
         if self.paused:
             return
+        self._forward(buf, view, length, seq, ts)
+
+    def _forward(self, buf: bytearray, view: memoryview, length: int, seq: int, ts: int) -> None:
         byte1 = buf[1]
         mapped_pt = self._pt_map[byte1 & 0x7F]
         if mapped_pt == 0:
             return
+        if buf[0] & 0x10:
+            if self._ext_map is not None:
+                rewrite_extension_ids(buf, length, self._ext_map)
+            self.abs_send_time_at = find_extension(buf, length, ABS_SEND_TIME_ID)[0]
+            self.twcc_at = find_extension(buf, length, TRANSPORT_WIDE_CC_ID)[0]
+        else:
+            self.abs_send_time_at = self.twcc_at = -1
         keyframe = False
         if self.keyframe_waiters and self._is_keyframe is not None:
             start, end = payload_bounds(buf, length)
@@ -80,6 +145,49 @@ class Producer:
         marked_pt = (byte1 & 0x80) | mapped_pt
         for consumer in self.consumers:
             consumer.send_rtp(buf, view, length, marked_pt, seq, ts, keyframe)
+
+    def _track_loss(self, stream: RecvStream, seq: int, recovered: bool) -> None:
+        nack = stream.nack
+        before = nack.missing_count
+        if nack.receive(seq, recovered):
+            self.request_keyframe()
+        elif nack.missing_count > before:
+            self._send_nacks()
+
+    def _send_nacks(self) -> None:
+        """NACK what is missing now; keep a timer while anything is missing."""
+        self._nack_timer = None
+        if self.closed:
+            return
+        now_ms = time.monotonic() * 1000
+        waiting = False
+        for stream in self._streams.values():
+            if stream.nack is None or not stream.nack.missing_count:
+                continue
+            seqs = stream.nack.pending(now_ms)
+            if seqs:
+                stream.nacks_sent += 1
+                stream.nacked_packets += len(seqs)
+                self.transport.send_rtcp(rtcp.nack(self.transport.rtcp_ssrc, stream.ssrc, seqs))
+            waiting = waiting or stream.nack.missing_count > 0
+        if waiting and self._nack_timer is None:
+            self._nack_timer = asyncio.get_running_loop().call_later(NACK_INTERVAL, self._send_nacks)
+
+    def sender_report(self, ssrc: int, ntp: int) -> None:
+        stream = self._streams.get(ssrc)
+        if stream is not None:
+            stream.sender_report_received(ntp)
+
+    def report_blocks(self) -> list[rtcp.ReportBlock]:
+        """Receiver report blocks for our streams; also refreshes scores."""
+        blocks = [s.report_block() for s in self._streams.values() if s.packets]
+        self._notify_score()
+        return blocks
+
+    def _notify_score(self) -> None:
+        scores = [{"ssrc": s.ssrc, "score": s.score} for s in self._streams.values() if s.packets]
+        for consumer in self.consumers:
+            consumer.producer_score_changed(scores)
 
     def request_keyframe(self) -> None:
         """Ask the sender for a key frame (PLI), at most every KEYFRAME_REQUEST_INTERVAL."""
@@ -97,7 +205,7 @@ class Producer:
         if self.closed:
             return
         self._last_keyframe_request = time.monotonic()
-        for ssrc in self.media_ssrcs() or list(self._stats):
+        for ssrc in list(self._streams):
             self.transport.send_rtcp(rtcp.pli(self.transport.rtcp_ssrc, ssrc))
 
     def add_consumer(self, consumer: "Consumer") -> None:
@@ -125,19 +233,18 @@ class Producer:
         if self.closed:
             return
         self.closed = True
-        if self._keyframe_timer is not None:
-            self._keyframe_timer.cancel()
+        for timer in (self._keyframe_timer, self._nack_timer):
+            if timer is not None:
+                timer.cancel()
         for consumer in self.consumers:
             consumer.producer_closed()
         self.consumers = ()
 
-    def score(self) -> int:
-        scores = [s.score() for s in self._stats.values()]
-        return min(scores) if scores else 0
+    def scores(self) -> list[dict[str, int]]:
+        return [{"ssrc": s.ssrc, "score": s.score} for s in self._streams.values()]
 
     def get_stats(self) -> list[dict[str, Any]]:
-        codec = self.rtp_parameters["codecs"][0]["mimeType"] if self.rtp_parameters.get("codecs") else ""
-        return [stats.as_dict("inbound-rtp", self.kind, codec) for stats in self._stats.values()]
+        return [stream.as_dict(self._media["mimeType"]) for stream in self._streams.values()]
 
     def dump(self) -> dict[str, Any]:
         return {

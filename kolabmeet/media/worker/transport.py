@@ -43,11 +43,12 @@ class Transport(ABC):
         self.bytes_sent = 0
         self._ssrc_table: dict[int, Producer] = {}
         self._consumer_by_ssrc: dict[int, Consumer] = {}
+        self._twcc_seq = 0
         self._rtcp_timer = asyncio.get_running_loop().call_later(RTCP_INTERVAL, self._on_rtcp_timer)
 
     @abstractmethod
-    def send_rtp(self, view: memoryview) -> bool:
-        """Send one RTP packet towards the remote; False when it could not go."""
+    def send_rtp(self, view: memoryview, ext_map: bytes | None = None) -> bool:
+        """Send one RTP packet towards the remote (its extension ids mapped); False when it could not go."""
 
     @abstractmethod
     def send_rtcp(self, data: bytes) -> None:
@@ -105,13 +106,42 @@ class Transport(ABC):
         if producer is not None:
             producer.receive_rtp(buf, RECV_VIEW[:length], length, ssrc)
 
+    def next_twcc_seq(self) -> int:
+        self._twcc_seq = (self._twcc_seq + 1) & 0xFFFF
+        return self._twcc_seq
+
     def receive_rtcp(self, buf: bytearray, length: int) -> None:
-        """Feedback from a remote: key frame requests reach the producer."""
+        """RTCP from the remote: reports and feedback reach their producer or consumer."""
         self.bytes_received += length
         data = bytes(buf[:length])
         for packet_type, fmt, offset, size in rtcp.iter_packets(data):
             if packet_type == rtcp.PT_PSFB and fmt in (rtcp.FMT_PLI, rtcp.FMT_FIR):
                 self._on_keyframe_request(data, fmt, offset, size)
+            elif packet_type == rtcp.PT_RTPFB and fmt == rtcp.FMT_NACK:
+                consumer = self._consumer_by_ssrc.get(rtcp.parse_feedback_ssrcs(data, offset, size)[1])
+                if consumer is not None:
+                    consumer.receive_nack(rtcp.parse_nack(data, offset, size))
+            elif packet_type == rtcp.PT_SR:
+                self._on_sender_report(data, offset, size)
+            elif packet_type == rtcp.PT_RR:
+                parsed = rtcp.parse_receiver_report(data, offset, size)
+                if parsed is not None:
+                    self._on_report_blocks(parsed[1])
+
+    def _on_sender_report(self, data: bytes, offset: int, size: int) -> None:
+        report = rtcp.parse_sender_report(data, offset, size)
+        if report is None:
+            return
+        producer = self._ssrc_table.get(report.ssrc)
+        if producer is not None:
+            producer.sender_report(report.ssrc, report.ntp)
+        self._on_report_blocks(report.reports)
+
+    def _on_report_blocks(self, blocks: list[rtcp.ReportBlock]) -> None:
+        for block in blocks:
+            consumer = self._consumer_by_ssrc.get(block.ssrc)
+            if consumer is not None:
+                consumer.receive_report(block)
 
     def _on_keyframe_request(self, data: bytes, fmt: int, offset: int, size: int) -> None:
         if fmt == rtcp.FMT_PLI:
@@ -127,14 +157,23 @@ class Transport(ABC):
         if self.closed:
             return
         if self.can_send():
-            ntp = rtcp.ntp_now()
-            for consumer in list(self.consumers.values()):
-                report = consumer.sender_report(ntp)
-                if report is not None:
-                    self.send_rtcp(report + rtcp.sdes_cname(consumer.ssrc, consumer.rtp_parameters.get("rtcp", {}).get("cname", "kolabmeet")))
-                if consumer.waiting_for_keyframe:
-                    consumer.request_keyframe()
+            self._send_reports()
         self._rtcp_timer = asyncio.get_running_loop().call_later(RTCP_INTERVAL, self._on_rtcp_timer)
+
+    def _send_reports(self) -> None:
+        """Sender reports for our consumers, receiver reports for our producers."""
+        ntp = rtcp.ntp_now()
+        for consumer in list(self.consumers.values()):
+            report = consumer.sender_report(ntp)
+            if report is not None:
+                cname = consumer.rtp_parameters.get("rtcp", {}).get("cname") or "kolabmeet"
+                self.send_rtcp(report + rtcp.sdes_cname(consumer.ssrc, cname))
+            if consumer.waiting_for_keyframe:
+                consumer.request_keyframe()
+        for producer in list(self.producers.values()):
+            blocks = producer.report_blocks()
+            for start in range(0, len(blocks), 31):
+                self.send_rtcp(rtcp.receiver_report(self.rtcp_ssrc, blocks[start:start + 31]))
 
     def state_changed(self) -> None:
         for consumer in list(self.consumers.values()):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from kolabmeet.media.errors import MediaError
 from kolabmeet.media.worker.dtls import DtlsCertificate, DtlsSession, SrtpKeys
 from kolabmeet.media.worker.ice import IceLite
+from kolabmeet.media.worker.rtp import rewrite_extension_ids
 from kolabmeet.media.worker.srtp import PacketBuffer, SrtpSession
 from kolabmeet.media.worker.transport import RECV, Notify, Transport
 from kolabmeet.media.worker.tuple import Tuple
@@ -110,13 +111,15 @@ class WebRtcTransport(Transport):
         if length > 0:
             self.receive_rtp(buf, length)
 
-    def send_rtp(self, view: memoryview) -> bool:
-        """Hot path: copy into the send buffer, encrypt in place, send."""
+    def send_rtp(self, view: memoryview, ext_map: bytes | None = None) -> bool:
+        """Hot path: copy into the send buffer, map extension ids, encrypt in place, send."""
         srtp, tuple_ = self._srtp_out, self._tuple
         if srtp is None or tuple_ is None:
             return False
         length = len(view)
         SEND.data[:length] = view
+        if ext_map is not None:
+            rewrite_extension_ids(SEND.data, length, ext_map)
         length = srtp.protect_rtp(SEND, length)
         if length < 0 or not tuple_.send(SEND.view[:length]):
             return False

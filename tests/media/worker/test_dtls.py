@@ -21,11 +21,15 @@ from aiortc.rtcdtlstransport import (
 from pylibsrtp import Policy, Session
 
 from kolabmeet.media.worker.dtls import (
+    MIN_MTU,
     SRTP_PROFILES,
     DtlsCertificate,
     DtlsError,
     DtlsSession,
     SrtpKeys,
+    pack_datagrams,
+    split_records,
+    well_formed,
 )
 
 LIBSRTP_PROFILES = {
@@ -168,7 +172,9 @@ async def test_fingerprint_algorithms(algorithm):
     def fingerprint(certificate: DtlsCertificate) -> dict:
         return {"algorithm": algorithm.upper(), "value": certificate.fingerprint(algorithm).lower()}
 
-    a, b, *_ = await connect(client={"remote_fingerprint": fingerprint(CERT_B)}, server={"remote_fingerprint": fingerprint(CERT_A)})
+    a, b, *_ = await connect(
+        client={"remote_fingerprint": fingerprint(CERT_B)}, server={"remote_fingerprint": fingerprint(CERT_A)}
+    )
     assert a.session.state == b.session.state == "connected"
 
 
@@ -204,7 +210,7 @@ def test_bad_profile_role_or_mtu_raise():
     with pytest.raises(DtlsError):
         DtlsSession(*args, profiles=["NULL_HMAC_SHA1_80"])
     with pytest.raises(DtlsError):
-        DtlsSession(*args, mtu=100)
+        DtlsSession(*args, mtu=MIN_MTU - 1)
     with pytest.raises(DtlsError):
         DtlsSession(CERT_A, "auto", *args[2:])
 
@@ -234,11 +240,26 @@ async def test_lost_flights_are_retransmitted():
     assert len(client_hellos) == 2
 
 
-async def test_small_mtu_packs_whole_records():
-    mtu = {"mtu": 300}
-    a, b, *_ = await connect(client=mtu, server=mtu)
+async def test_lost_final_flight_is_resent_by_the_connected_server():
+    dropped: list[bytes] = []
+
+    def drop_server_finished_once(peer: Peer, datagram: bytes) -> bool:
+        change_cipher_spec = any(record[0] == 20 for record in records(datagram))
+        if peer.session.role == "server" and change_cipher_spec and not dropped:
+            dropped.append(datagram)
+            return True
+        return False
+
+    a, b, keys_a, keys_b = await connect(drop_server_finished_once)
+    assert dropped and b.sent[-1] != dropped[0]  # the resent flight, with a new record sequence number
+    assert keys_a.local_key == keys_b.remote_key
+
+
+@pytest.mark.parametrize("mtu", [MIN_MTU, 300])
+async def test_small_mtu_packs_whole_records(mtu):
+    a, b, *_ = await connect(client={"mtu": mtu}, server={"mtu": mtu})
     for datagram in a.sent + b.sent:
-        assert len(datagram) <= 300
+        assert len(datagram) <= mtu
         assert b"".join(records(datagram)) == datagram
     # The server's flight (certificate included) needed several datagrams, some with several records.
     assert len(b.sent) > 2
@@ -302,6 +323,25 @@ async def test_garbage_does_not_raise_or_break_the_handshake():
             b.session.receive(junk)
     assert a.session.state == b.session.state == "connected"
     assert a.events == b.events == ["connected"]
+
+
+def test_record_helpers():
+    def record(content_type: int, body: bytes) -> bytes:
+        return bytes([content_type, 0xFE, 0xFD, 0, 0]) + bytes(6) + struct.pack("!H", len(body)) + body
+
+    def fragment(length: int, offset: int, body: bytes) -> bytes:
+        """A ClientHello fragment: type, length, message_seq, fragment offset and length, body."""
+        sizes = length.to_bytes(3, "big") + bytes(2) + offset.to_bytes(3, "big") + len(body).to_bytes(3, "big")
+        return bytes([1]) + sizes + body
+
+    small, big = record(23, b"x" * 10), record(23, b"y" * 80)
+    assert split_records(small + big + big[:20]) == [small, big]
+    assert pack_datagrams([small, big, big, small], 200) == [small + big, big + small]
+    assert pack_datagrams([big], 50) == [big]  # a record is never cut
+    assert well_formed(small + big) and not well_formed(small + big[:20]) and not well_formed(b"")
+    assert well_formed(record(22, fragment(8, 0, b"abcd") + fragment(8, 4, b"efgh")))
+    assert not well_formed(record(22, fragment(8, 6, b"abcd")))  # beyond the message
+    assert not well_formed(record(22, fragment(8, 0, b"abcd")[:-1]))  # beyond the record
 
 
 async def test_receive_before_start_is_ignored():
