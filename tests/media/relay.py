@@ -13,6 +13,8 @@ import random
 import struct
 from typing import Any
 
+from aioice import stun
+
 _FRAME = struct.Struct("!H")
 
 
@@ -70,6 +72,7 @@ class Relay:
         self._listen: asyncio.DatagramTransport | None = None
         self._upstream: dict[Any, Any] = {}
         self._connecting: dict[Any, list[bytes]] = {}
+        self._stun_waiters: dict[bytes, asyncio.Future[stun.Message]] = {}
 
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
@@ -108,7 +111,28 @@ class Relay:
         for data in self._connecting.pop(peer):
             upstream.send(data) if self.tcp else upstream.sendto(data)
 
+    async def stun_check(self, username: str, password: str, timeout: float = 1.0) -> stun.Message | None:
+        """A binding request sent from the peer's upstream tuple, as an ICE restart's checks would be;
+        the server's answer (not passed on to the peer), or None."""
+        (peer, upstream), = self._upstream.items()
+        request = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+        request.attributes.update({"USERNAME": username, "PRIORITY": 1, "ICE-CONTROLLING": 1, "USE-CANDIDATE": None})
+        request.add_message_integrity(password.encode())
+        waiter = asyncio.get_running_loop().create_future()
+        self._stun_waiters[request.transaction_id] = waiter
+        data = bytes(request)
+        upstream.send(data) if self.tcp else upstream.sendto(data)
+        try:
+            return await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            self._stun_waiters.pop(request.transaction_id, None)
+
     def to_peer(self, data: bytes, peer: Any) -> None:
+        if data and data[0] < 4 and len(data) >= 20 and data[8:20] in self._stun_waiters:
+            self._stun_waiters[data[8:20]].set_result(stun.parse_message(data))
+            return
         if self._drop(self.drop_to_peer, data):
             return
         self.forwarded += 1

@@ -1,12 +1,14 @@
-"""A real call through kolabmeet between pymediasoup (aiortc) peers over WebRTC."""
+"""Real calls through kolabmeet between pymediasoup (aiortc) peers over WebRTC."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from aiortc.mediastreams import AudioStreamTrack
+from pymediasoup.models.transport import IceParameters
 
 from tests.helpers import Browser, KolabApp
 from tests.media.webrtc_peer import CountingVideoTrack, WebRtcPeer, count_frames, loopback_only
@@ -14,44 +16,126 @@ from tests.media.webrtc_peer import CountingVideoTrack, WebRtcPeer, count_frames
 loopback_only()
 
 
+@dataclass
+class Call:
+    app: KolabApp
+    publisher: WebRtcPeer
+    subscribers: list[WebRtcPeer]
+    video: CountingVideoTrack
+
+    def server_peer(self, peer: WebRtcPeer) -> Any:
+        room = self.app.server.rooms.get(peer.browser.room_id)
+        return room.peers[peer.browser.peer_id]
+
+    async def close(self) -> None:
+        for peer in (self.publisher, *self.subscribers):
+            await peer.close()
+
+
 async def _peer(app: KolabApp, room: str, role: int, tracks: list[Any] | None = None,
-                force_tcp: bool = False) -> WebRtcPeer:
+                relay: dict[str, Any] | None = None, force_tcp: bool = False) -> WebRtcPeer:
     browser = Browser((await app.connection(room, role))["token"])
     await browser.connect()
     peer = WebRtcPeer(browser, tracks)
     await peer.load()
-    await peer.create_recv_transport(force_tcp=force_tcp, relay={"tcp": True} if force_tcp else None)
+    await peer.create_recv_transport(force_tcp=force_tcp, relay=relay)
     await peer.join(f"peer-{role}")
     return peer
 
 
-async def _call(app: KolabApp, force_tcp: bool = False) -> tuple[WebRtcPeer, list[WebRtcPeer], CountingVideoTrack]:
+async def start_call(app: KolabApp, force_tcp: bool = False, subscriber_relay: dict[str, Any] | None = None,
+                     publisher_relay: dict[str, Any] | None = None) -> Call:
+    """Two subscribers, then a publisher of aiortc's VP8 video and Opus audio test tracks."""
     room = await app.create_room()
-    subscribers = [await _peer(app, room, 1, force_tcp=force_tcp) for _ in range(2)]
+    tcp = {"tcp": True} if force_tcp else None
+    subscribers = [await _peer(app, room, 1, relay=tcp if subscriber_relay is None else subscriber_relay, force_tcp=force_tcp),
+                   await _peer(app, room, 1, relay=tcp, force_tcp=force_tcp)]
     video, audio = CountingVideoTrack(), AudioStreamTrack()
-    publisher = await _peer(app, room, 3, [video, audio], force_tcp=force_tcp)
-    await publisher.create_send_transport(force_tcp=force_tcp, relay={"tcp": True} if force_tcp else None)
+    publisher = await _peer(app, room, 3, [video, audio], relay=tcp, force_tcp=force_tcp)
+    await publisher.create_send_transport(force_tcp=force_tcp, relay=tcp if publisher_relay is None else publisher_relay)
     await publisher.produce(video, "webcam")
     await publisher.produce(audio, "mic")
     for subscriber in subscribers:
         await subscriber.wait_consumers(2)
-    return publisher, subscribers, video
+    return Call(app, publisher, subscribers, video)
+
+
+async def decoded_share(call: Call, seconds: float = 5.0) -> list[float]:
+    """Share of the frames sent during `seconds` that each subscriber decoded."""
+    await asyncio.sleep(1.0)
+    sent_before = call.video.frames
+    counts = await asyncio.gather(*(count_frames(s.consumer_of_kind("video").track, seconds)
+                                    for s in call.subscribers))
+    sent = call.video.frames - sent_before
+    assert sent > 5 * seconds
+    return [count / sent for count in counts]
+
+
+async def _transport_dumps(call: Call, peer: WebRtcPeer) -> list[dict[str, Any]]:
+    return [await t.dump() for t in call.server_peer(peer).transports.values()]
 
 
 @pytest.mark.parametrize("force_tcp", [False, True], ids=["udp", "tcp"])
 async def test_call_decodes_video_and_audio(app: KolabApp, force_tcp: bool) -> None:
-    publisher, subscribers, video = await _call(app, force_tcp)
+    call = await start_call(app, force_tcp)
     try:
-        await asyncio.sleep(1.0)
-        sent_before = video.frames
-        counts = await asyncio.gather(*(count_frames(s.consumer_of_kind("video").track, 5.0) for s in subscribers))
-        sent = video.frames - sent_before
-        audio = await asyncio.gather(*(count_frames(s.consumer_of_kind("audio").track, 1.0) for s in subscribers))
-        for count in counts:
-            assert count >= 0.9 * sent, (counts, sent)
-        assert all(a > 20 for a in audio), audio
-        stats = (await publisher.browser.ok("getRouterRtpCapabilities"))
-        assert stats["codecs"]
+        shares = await decoded_share(call)
+        assert all(share >= 0.9 for share in shares), shares
+        audio = await asyncio.gather(*(count_frames(s.consumer_of_kind("audio").track, 1.0)
+                                       for s in call.subscribers))
+        assert all(frames >= 20 for frames in audio), audio
+        sending = [d for d in await _transport_dumps(call, call.publisher) if d["producerIds"]]
+        receiving = [d for d in await _transport_dumps(call, call.subscribers[0]) if d["consumerIds"]]
+        assert [d["dtlsRole"] for d in sending] == ["client"], "mediasoup-client's send side is the DTLS server"
+        assert [d["dtlsRole"] for d in receiving] == ["server"], "its receive side is the DTLS client"
+        for dump in sending + receiving:
+            assert dump["srtpProfile"] == "AEAD_AES_256_GCM", "our first choice, which aiortc supports"
+            assert dump["iceSelectedTuple"]["protocol"] == ("tcp" if force_tcp else "udp")
+            assert dump["iceState"] == "completed" and dump["dtlsState"] == "connected"
     finally:
-        for peer in (publisher, *subscribers):
-            await peer.close()
+        await call.close()
+
+
+@pytest.mark.parametrize("direction", ["to_subscriber", "from_publisher"])
+async def test_loss_is_repaired_by_nack_and_rtx(app: KolabApp, direction: str) -> None:
+    lossy = {"drop_to_peer": 0.05} if direction == "to_subscriber" else {"drop_to_server": 0.05}
+    if direction == "to_subscriber":
+        call = await start_call(app, subscriber_relay=lossy)
+    else:
+        call = await start_call(app, publisher_relay=lossy)
+    try:
+        shares = await decoded_share(call)
+        assert all(share >= 0.8 for share in shares), shares
+        relay = (call.subscribers[0] if direction == "to_subscriber" else call.publisher).relays[-1]
+        assert relay.dropped > 20
+        if direction == "to_subscriber":
+            consumer = next(c for c in call.server_peer(call.subscribers[0]).consumers.values() if c.kind == "video")
+            stats = (await consumer.get_stats())[0]
+            assert stats["nackCount"] > 0 and stats["packetsRetransmitted"] > 0, stats
+        else:
+            producer = next(p for p in call.server_peer(call.publisher).producers.values() if p.kind == "video")
+            stats = (await producer.get_stats())[0]
+            assert stats["nackCount"] > 0 and stats["packetsRetransmitted"] > 0, stats
+    finally:
+        await call.close()
+
+
+async def test_restart_ice_gives_new_credentials_and_media_keeps_flowing(app: KolabApp) -> None:
+    call = await start_call(app, subscriber_relay={})
+    try:
+        subscriber = call.subscribers[0]
+        transport_id = subscriber.recv_transport.id
+        old = next(t for t in call.server_peer(subscriber).transports.values() if t.id == transport_id).ice_parameters
+        old = dict(old)
+        fresh = await subscriber.browser.ok("restartIce", {"transportId": transport_id})
+        assert fresh["usernameFragment"] != old["usernameFragment"] and fresh["password"] != old["password"]
+        assert fresh["iceLite"] is True
+        relay = subscriber.relays[0]
+        assert await relay.stun_check(f"{old['usernameFragment']}:peer", old["password"]) is None
+        answer = await relay.stun_check(f"{fresh['usernameFragment']}:peer", fresh["password"])
+        assert answer is not None and answer.check_message_integrity(fresh["password"].encode())
+        await subscriber.recv_transport.restartIce(IceParameters(**fresh))
+        shares = await decoded_share(call, seconds=2.0)
+        assert shares[0] >= 0.9, shares
+    finally:
+        await call.close()
