@@ -13,8 +13,8 @@ from tests.helpers import Browser, KolabApp, make_config
 
 
 @contextlib.asynccontextmanager
-async def running_server(**overrides: Any) -> AsyncIterator[Server]:
-    server = Server(make_config(**overrides))
+async def running_server(in_process_workers: bool = False, **overrides: Any) -> AsyncIterator[Server]:
+    server = Server(make_config(**overrides), in_process_workers=in_process_workers)
     await server.start()
     try:
         yield server

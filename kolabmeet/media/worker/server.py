@@ -168,7 +168,8 @@ class WorkerServer:
         producer.transport.remove_producer(producer)
 
     def dump(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "routerIds": list(self.routers)}
+        return {"pid": os.getpid(), "routerIds": list(self.routers),
+                "webrtcServer": self.webrtc_server.dump() if self.webrtc_server else None}
 
 
 def _resource_usage() -> dict[str, Any]:
