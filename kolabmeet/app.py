@@ -17,6 +17,8 @@ from kolabmeet.signaling.server import SIGNALING_PATH, Signaling
 
 log = logging.getLogger("kolabmeet")
 
+SHUTDOWN_TIMEOUT = 2.0
+
 # The socket.io endpoint (the web client adds the slash) is the only path without X-Auth-Token.
 SIGNALING_PATHS = frozenset({"/" + SIGNALING_PATH, "/" + SIGNALING_PATH + "/"})
 
@@ -53,11 +55,17 @@ class Server:
         """Start the workers, then listen. The bound port is in `self.port`."""
         ssl_context = self._ssl_context()
         await self.pool.start()
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=SHUTDOWN_TIMEOUT)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.listening_host, self.config.listening_port,
-                           ssl_context=ssl_context)
-        await site.start()
+        host, port = self.config.listening_host, self.config.listening_port
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            await self.pool.close()
+            raise OSError(exc.errno, f"LISTENING_HOST/LISTENING_PORT {host}:{port}: {exc.strerror}") from exc
         self.port = self._runner.addresses[0][1]
         scheme = "https" if ssl_context else "http"
         log.info("listening on %s://%s:%d", scheme, self.config.listening_host, self.port)

@@ -85,7 +85,12 @@ class Signaling:
             await room.router_for(peer)
         except MediaError as exc:
             log.error("room %s: no router for peer %s: %s", room.id, peer.id, exc)
+            self._peers_by_sid.pop(sid, None)
+            if peer.sid == sid:
+                await room.close_peer(peer)
             return False
+        if peer.sid != sid:
+            return True  # replaced by a newer socket meanwhile, which announces the peer
         peer.ready = True
         log.info("room %s: peer %s connected", room.id, peer.id)
         servers = ice_servers(self.config.turn_server, self.config.turn_static_secret, peer.id)

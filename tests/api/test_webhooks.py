@@ -175,8 +175,6 @@ async def test_a_socket_connecting_cancels_the_self_destruct(hooked: KolabApp, r
     assert post.body["roomId"] == room_id
 
 
-@pytest.mark.xfail(strict=True, reason="signaling/room.py: a peer that never connected keeps an empty room "
-                                       "alive forever (the timer is armed only when `peers` is empty)")
 async def test_room_closes_even_with_a_peer_that_never_connected(hooked: KolabApp, receiver: Receiver,
                                                                  browsers: list[Browser]) -> None:
     room_id = await hooked.create_room()

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import socketio
@@ -149,7 +149,3 @@ async def webhook_sink() -> AsyncIterator[WebhookSink]:
         yield sink
     finally:
         await runner.cleanup()
-
-
-async def gather(*aws: Awaitable[Any]) -> list[Any]:
-    return list(await asyncio.gather(*aws))

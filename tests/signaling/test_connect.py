@@ -15,8 +15,11 @@ import pytest
 
 from kolabmeet.app import Server
 from kolabmeet.media.capabilities import router_rtp_capabilities
+from kolabmeet.media.errors import WorkerDiedError
 from tests.helpers import Browser, KolabApp, joined
-from tests.signaling.common import methods, new_browser, refused, room_status, server_peer, sync, until, with_query
+from tests.signaling.common import (
+    methods, new_browser, refused, room_status, room_status_until, server_peer, sync, until, with_query,
+)
 
 
 @pytest.mark.parametrize("change", [
@@ -54,8 +57,8 @@ async def test_peer_of_another_room_refused(app: KolabApp, browsers: list[Browse
     assert alice.seen("roomReady") == [{"iceServers": None, "roomId": room_b}]
 
 
-async def test_refused_socket_never_served(app: KolabApp, server: Server) -> None:
-    """A refused socket is gone before it can send a request."""
+async def test_refused_socket_leaves_peer_untouched(app: KolabApp, server: Server) -> None:
+    """A wrong token neither takes the peer's place nor closes it."""
     room = await app.create_room()
     connection = await app.connection(room, 2)
     await refused(with_query(connection["token"], authToken="f" * 32))
@@ -121,19 +124,6 @@ async def test_origin_of_another_site(app: KolabApp, browsers: list[Browser]) ->
     await browser.connect(headers={"Origin": "https://kolab.example"})
     assert browser.seen("roomReady") == [{"iceServers": None, "roomId": room}]
     assert await browser.ok("ping") is None
-
-
-async def test_no_auth_header_needed_but_bad_path_refused(app: KolabApp) -> None:
-    """The API's X-Auth-Token is not asked of sockets; other paths are not signaling."""
-    room = await app.create_room()
-    token = (await app.connection(room, 2))["token"]
-    async with aiohttp.ClientSession() as session:
-        query = with_query(token).split("?", 1)[1]
-        base = f"http://127.0.0.1:{app.server.port}"
-        async with session.get(f"{base}/meetmedia/signaling/?EIO=4&transport=polling&{query}") as resp:
-            assert resp.status != 403
-        async with session.get(f"{base}/socket.io/?EIO=4&transport=polling&{query}") as resp:
-            assert resp.status in (403, 404)
 
 
 async def test_second_socket_replaces_first(app: KolabApp, server: Server, browsers: list[Browser]) -> None:
@@ -230,3 +220,37 @@ async def test_requests_before_room_ready(app: KolabApp, server: Server, browser
     assert (await early)["codecs"]
     assert methods(browser) == ["roomReady"]
     assert browser.sio.connected
+
+
+async def test_two_sockets_of_one_new_peer_at_once(app: KolabApp, server: Server, browsers: list[Browser]) -> None:
+    """The later socket replaces the earlier one; the peer is announced ready once."""
+    room = await app.create_room()
+    token = (await app.connection(room, 2))["token"]
+    first, second = Browser(token), Browser(token)
+    browsers.extend([first, second])
+    await asyncio.gather(first.connect(wait_ready=False), second.connect(wait_ready=False))
+    await until(lambda: first.disconnected.is_set() or second.disconnected.is_set())
+    survivor = second if first.disconnected.is_set() else first
+    await survivor.wait_for("roomReady")
+    assert await survivor.ok("ping") is None
+    await asyncio.sleep(0.2)
+    assert methods(survivor) == ["roomReady"]
+    assert methods(first if survivor is second else second) == []
+    assert server_peer(server, survivor).sid == survivor.sio.get_sid()
+
+
+async def test_no_router_refuses_socket_and_room_still_closes(app: KolabApp, server: Server,
+                                                              browsers: list[Browser],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A socket whose peer gets no router (its worker died) is refused; the room does not leak."""
+    room_id = await app.create_room()
+    room = server.rooms.get(room_id)
+
+    async def no_router(peer: Any) -> None:
+        raise WorkerDiedError("media worker 0 is gone")
+
+    monkeypatch.setattr(room, "router_for", no_router)
+    token = (await app.connection(room_id, 2))["token"]
+    await refused(with_query(token))
+    assert all(peer.sid is None for peer in room.peers.values())
+    await room_status_until(app, room_id, 404, timeout=server.config.room_empty_timeout + 2)

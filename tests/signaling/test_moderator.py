@@ -33,10 +33,6 @@ async def meeting(app: KolabApp, browsers: list[Browser], *roles: int) -> list[B
     return people
 
 
-def changes(browser: Browser, method: str) -> list[Any]:
-    return browser.seen(method)
-
-
 # -- moderator:addRole ------------------------------------------------------------------------
 
 async def test_add_role(app: KolabApp, server: Server, browsers: list[Browser]) -> None:
@@ -54,7 +50,7 @@ async def test_add_role_needs_moderator(app: KolabApp, server: Server, browsers:
     message = await sub.fails("moderator:addRole", {"peerId": target.peer_id, "role": PUBLISHER})
     assert "MODERATOR" in message
     await sync(sub, target)
-    assert changes(target, "changeRole") == []
+    assert target.seen("changeRole") == []
     assert server_peer(server, target).role == SUBSCRIBER
 
 
@@ -65,7 +61,7 @@ async def test_add_role_unknown_bits_or_wrong_type(app: KolabApp, server: Server
     message = await mod.fails("moderator:addRole", {"peerId": target.peer_id, "role": role})
     assert "role" in message
     await sync(mod, target)
-    assert changes(target, "changeRole") == []
+    assert target.seen("changeRole") == []
     assert server_peer(server, target).role == SUBSCRIBER
 
 
@@ -74,7 +70,7 @@ async def test_add_role_owner_refused(app: KolabApp, server: Server, browsers: l
     owner, target = await meeting(app, browsers, OWNER_ROLE, SUBSCRIBER)
     assert "OWNER" in await owner.fails("moderator:addRole", {"peerId": target.peer_id, "role": role})
     await sync(owner, target)
-    assert changes(target, "changeRole") == []
+    assert target.seen("changeRole") == []
     assert server_peer(server, target).role == SUBSCRIBER
 
 
@@ -97,7 +93,7 @@ async def test_add_role_no_op_when_target_has_any_bit(app: KolabApp, server: Ser
     assert await mod.ok("moderator:addRole", {"peerId": target.peer_id, "role": PUBLISHER | MODERATOR}) is None
     assert await mod.ok("moderator:addRole", {"peerId": target.peer_id, "role": SUBSCRIBER}) is None
     await sync(mod, target)
-    assert changes(target, "changeRole") == [] and changes(mod, "changeRole") == []
+    assert target.seen("changeRole") == [] and mod.seen("changeRole") == []
     assert server_peer(server, target).role == SUBSCRIBER | PUBLISHER
 
 
@@ -121,7 +117,7 @@ async def test_add_publisher_without_raised_hand(app: KolabApp, browsers: list[B
     await mod.ok("moderator:addRole", {"peerId": target.peer_id, "role": PUBLISHER})
     await target.wait_for("changeRole")
     await sync(mod, target)
-    assert changes(target, "changeRaisedHand") == []
+    assert target.seen("changeRaisedHand") == []
 
 
 async def test_add_other_role_keeps_raised_hand(app: KolabApp, server: Server, browsers: list[Browser]) -> None:
@@ -129,7 +125,7 @@ async def test_add_other_role_keeps_raised_hand(app: KolabApp, server: Server, b
     await target.ok("raisedHand", {"raisedHand": True})
     await mod.ok("moderator:addRole", {"peerId": target.peer_id, "role": SCREEN})
     await target.wait_for("changeRole")
-    assert changes(target, "changeRaisedHand") == [{"peerId": target.peer_id, "raisedHand": True}]
+    assert target.seen("changeRaisedHand") == [{"peerId": target.peer_id, "raisedHand": True}]
     assert server_peer(server, target).raised_hand is True
 
 
@@ -148,7 +144,7 @@ async def test_remove_role_no_op(app: KolabApp, server: Server, browsers: list[B
     mod, target = await meeting(app, browsers, MODERATOR_ROLE, SUBSCRIBER)
     assert await mod.ok("moderator:removeRole", {"peerId": target.peer_id, "role": PUBLISHER | SCREEN}) is None
     await sync(mod, target)
-    assert changes(target, "changeRole") == []
+    assert target.seen("changeRole") == []
     assert server_peer(server, target).role == SUBSCRIBER
 
 
@@ -165,7 +161,7 @@ async def test_remove_owner_refused(app: KolabApp, server: Server, browsers: lis
     # Even the owner cannot drop its own OWNER bit.
     assert "OWNER" in await owner.fails("moderator:removeRole", {"peerId": owner.peer_id, "role": role})
     await sync(mod, owner)
-    assert changes(owner, "changeRole") == []
+    assert owner.seen("changeRole") == []
     assert server_peer(server, owner).role == OWNER_ROLE
 
 
@@ -176,7 +172,7 @@ async def test_remove_moderator_of_owner_refused(app: KolabApp, server: Server, 
         assert "MODERATOR" in message and "OWNER" in message
         await who.fails("moderator:removeRole", {"peerId": owner.peer_id, "role": MODERATOR | PUBLISHER})
     await sync(mod, owner)
-    assert changes(owner, "changeRole") == []
+    assert owner.seen("changeRole") == []
     assert server_peer(server, owner).role == OWNER_ROLE
     # Other bits of an owner can go.
     await mod.ok("moderator:removeRole", {"peerId": owner.peer_id, "role": PUBLISHER})
@@ -219,7 +215,7 @@ async def test_remove_publisher_without_language(app: KolabApp, browsers: list[B
     await mod.ok("moderator:removeRole", {"peerId": target.peer_id, "role": PUBLISHER})
     await target.wait_for("changeRole")
     await sync(mod, target)
-    assert changes(target, "changeLanguage") == []
+    assert target.seen("changeLanguage") == []
 
 
 async def test_remove_publisher_keeps_producers(app: KolabApp, server: Server, browsers: list[Browser]) -> None:
@@ -250,7 +246,7 @@ async def test_change_language(app: KolabApp, server: Server, browsers: list[Bro
     await sync(mod, target, other)
     expected = [{"peerId": target.peer_id, "language": lang} for lang in ["de", "fr", "", None, "en"]]
     for browser in (mod, target, other):
-        assert changes(browser, "changeLanguage") == expected
+        assert browser.seen("changeLanguage") == expected
     assert server_peer(server, target).language == "en"
 
 
@@ -261,7 +257,7 @@ async def test_change_language_bad_value(app: KolabApp, server: Server, browsers
     assert "language" in await mod.fails("moderator:changeLanguage", {"peerId": target.peer_id,
                                                                       "language": language})
     await sync(mod, target)
-    assert changes(target, "changeLanguage") == []
+    assert target.seen("changeLanguage") == []
     assert server_peer(server, target).language is None
 
 

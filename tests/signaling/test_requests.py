@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -10,12 +11,14 @@ import pytest
 from kolabmeet.app import Server
 from kolabmeet.media.capabilities import router_rtp_capabilities
 from tests.helpers import Browser, KolabApp, joined
+from tests.media.client_caps import CHROME_MIC_PRODUCER
 from tests.signaling.common import new_browser, room_status, server_peer, sync
 
 CAPS = router_rtp_capabilities()
 
 
-async def pair(app: KolabApp, browsers: list[Browser], alice_role: int = 3, bob_role: int = 3) -> tuple[Browser, Browser]:
+async def pair(app: KolabApp, browsers: list[Browser], alice_role: int = 3,
+               bob_role: int = 3) -> tuple[Browser, Browser]:
     """Alice and Bob, joined in a new room; Alice has seen Bob arrive."""
     room = await app.create_room()
     alice = await joined(app, room, role=alice_role, nickname="alice")
@@ -32,6 +35,26 @@ async def test_ping_and_dump_stats(app: KolabApp, browsers: list[Browser]) -> No
     assert await browser.request("ping") is None
     assert await browser.request("dumpStats") is None
     assert await browser.request("ping", {"ignored": True}) is None
+
+
+async def ack_arguments(browser: Browser, payload: dict[str, Any]) -> tuple[Any, ...]:
+    """The exact arguments of a request's ack, as socket.io-client hands them to its callback."""
+    answered: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
+    await browser.sio.emit("request", payload, callback=lambda *args: answered.set_result(args))
+    return await asyncio.wait_for(answered, 5)
+
+
+async def test_ack_arguments(app: KolabApp, browsers: list[Browser]) -> None:
+    """Success: no arguments for null, else (null, response); failure: (500, message)."""
+    room = await app.create_room()
+    browser = await new_browser(app, room, browsers)
+    assert await ack_arguments(browser, {"method": "ping"}) == ()
+    assert await ack_arguments(browser, {"method": "chatMessage", "data": {"message": "m"}}) == ()
+    [error, caps] = await ack_arguments(browser, {"method": "getRouterRtpCapabilities"})
+    assert error is None and caps["codecs"]
+    assert await ack_arguments(browser, {"method": "nope"}) == (500, 'unknown request.method "nope"')
+    [code, message] = await ack_arguments(browser, {"method": "raisedHand", "data": {"raisedHand": 1}})
+    assert code == 500 and message.startswith("request raisedHand failed")
 
 
 async def test_get_router_rtp_capabilities(app: KolabApp, server: Server, browsers: list[Browser]) -> None:
@@ -258,6 +281,24 @@ async def test_produce_bad_source(app: KolabApp, server: Server, browsers: list[
     message = await bob.fails("produce", data)
     assert "appData.source" in message
     assert server_peer(server, bob).producers == {}
+    await assert_unharmed(app, server, alice, bob)
+
+
+@pytest.mark.parametrize("change", [
+    {"kind": "data"}, {"kind": 5}, {"kind": None}, {"rtpParameters": "x"}, {"rtpParameters": None},
+    {"rtpParameters": {"codecs": "x"}}, {"transportId": None},
+])
+async def test_produce_malformed(app: KolabApp, server: Server, browsers: list[Browser],
+                                 change: dict[str, Any]) -> None:
+    alice, bob = await pair(app, browsers)
+    transport = await bob.ok("createPlainTransport", {"producing": True, "consuming": False})
+    data = {"transportId": transport["id"], "kind": "audio", "rtpParameters": CHROME_MIC_PRODUCER,
+            "appData": {"source": "mic"}, **change}
+    assert (await bob.fails("produce", data)).startswith("request produce failed")
+    assert server_peer(server, bob).producers == {}
+    # The same transport still produces with good parameters.
+    data.update(transportId=transport["id"], kind="audio", rtpParameters=CHROME_MIC_PRODUCER)
+    assert set(await bob.ok("produce", data)) == {"id"}
     await assert_unharmed(app, server, alice, bob)
 
 

@@ -134,8 +134,8 @@ class WorkerServer:
     async def _create_webrtc_server(self, _target: None, data: dict[str, Any]) -> dict[str, Any]:
         if self.webrtc_server is not None:
             raise MediaError("this worker already has a WebRTC server")
-        server = WebRtcServer(data["listenIp"], data.get("announcedAddress"), data["port"])
-        await server.start()
+        server = WebRtcServer(data["listenIp"], data.get("announcedAddress"))
+        await server.start(data["port"])
         self.webrtc_server = server
         return server.dump()
 

@@ -22,6 +22,7 @@ from kolabmeet.media.worker.udp import SOCKET_BUFFER
 if TYPE_CHECKING:
     from kolabmeet.media.worker.webrtc_transport import WebRtcTransport
 
+PORT_TRIES = 20
 MAX_TCP_FRAME = 65535
 MAX_TCP_PENDING = 4 * MAX_TCP_FRAME
 _FRAME = struct.Struct("!H")
@@ -30,27 +31,34 @@ _FRAME = struct.Struct("!H")
 class WebRtcServer:
     """Owns the UDP socket and TCP listener; knows which transport each tuple belongs to."""
 
-    def __init__(self, listen_ip: str, announced_address: str | None, port: int) -> None:
+    def __init__(self, listen_ip: str, announced_address: str | None) -> None:
         self.listen_ip = listen_ip
         self.announced_address = announced_address or listen_ip
         self.by_ufrag: dict[str, "WebRtcTransport"] = {}
         self.by_tuple: dict[Any, tuple[Tuple, "WebRtcTransport"]] = {}
-        self.udp, self.udp_port = _bind_udp(listen_ip, port)
+        self.udp: socket.socket | None = None
+        self.udp_port = 0
         self.tcp_server: asyncio.Server | None = None
         self.tcp_port = 0
         self.closed = False
 
-    async def start(self) -> None:
-        """Start reading UDP and listen on TCP, on the same port number as UDP."""
+    async def start(self, port: int) -> None:
+        """Bind UDP and TCP on one port number (port 0: a free one), then start reading."""
         loop = asyncio.get_running_loop()
+        for _ in range(PORT_TRIES if port == 0 else 1):
+            self.udp, self.udp_port = _bind_udp(self.listen_ip, port)
+            try:
+                self.tcp_server = await loop.create_server(lambda: _TcpConnection(self), self.listen_ip,
+                                                           self.udp_port)
+                break
+            except OSError as exc:
+                self.udp.close()
+                if port != 0 or exc.errno != errno.EADDRINUSE:
+                    raise MediaError(f"cannot listen on TCP {self.listen_ip}:{self.udp_port}: {exc.strerror}") from exc
+        else:
+            raise MediaError(f"no port of {self.listen_ip} is free for both UDP and TCP")
+        self.tcp_port = self.udp_port
         loop.add_reader(self.udp.fileno(), self._on_udp_readable)
-        tcp_port = self.udp_port
-        try:
-            self.tcp_server = await loop.create_server(lambda: _TcpConnection(self), self.listen_ip, tcp_port)
-        except OSError as exc:
-            self.close()
-            raise MediaError(f"cannot listen on TCP {self.listen_ip}:{tcp_port}: {exc.strerror}") from exc
-        self.tcp_port = self.tcp_server.sockets[0].getsockname()[1]
 
     def register(self, transport: "WebRtcTransport") -> None:
         self.by_ufrag[transport.ice.ufrag] = transport
@@ -154,8 +162,9 @@ class WebRtcServer:
         if self.closed:
             return
         self.closed = True
-        asyncio.get_running_loop().remove_reader(self.udp.fileno())
-        self.udp.close()
+        if self.udp is not None:
+            asyncio.get_running_loop().remove_reader(self.udp.fileno())
+            self.udp.close()
         if self.tcp_server is not None:
             self.tcp_server.close()
 
