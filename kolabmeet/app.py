@@ -72,7 +72,7 @@ class Server:
 
     async def stop(self) -> None:
         await self.rooms.close()
-        await self.signaling.notifier.drain()
+        await self.signaling.close()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.pool.close()

@@ -18,6 +18,7 @@ from aiortc.codecs.vpx import Vp8Decoder, Vp8Encoder, vp8_depayload
 from aiortc.jitterbuffer import JitterFrame
 
 from kolabmeet.media.worker import rtcp
+from kolabmeet.media.worker.rtp import payload_bounds
 
 VP8_PT = 101
 OPUS_PT = 100
@@ -175,14 +176,16 @@ class Receiver:
 
     def _on_rtp(self, data: bytes, addr: Any) -> None:
         _b0, b1, seq, ts, ssrc = _HEADER.unpack_from(data)
+        start, end = payload_bounds(data, len(data))
+        payload = data[start:end]
         stream = self.streams.setdefault(ssrc, Stream())
         if not stream.seqs:
-            stream.first_payload = data[12:]
+            stream.first_payload = payload
         stream.payload_types.add(b1 & 0x7F)
         stream.seqs.append(seq)
         stream.timestamps.append(ts)
         if b1 & 0x7F == VP8_PT:
-            self._on_vp8(data[12:], ts, bool(b1 & 0x80))
+            self._on_vp8(payload, ts, bool(b1 & 0x80))
         self.packets.set()
 
     def _on_vp8(self, payload: bytes, ts: int, marker: bool) -> None:

@@ -70,6 +70,8 @@ async def call(app: KolabApp, browsers: list[Browser]) -> AsyncIterator[Call]:
         producers[kind] = answer["id"]
     for subscriber in subscribers:
         await subscriber.browser.wait_request("newConsumer", count=2)
+        server_peer = app.server.rooms.get(room).peers[subscriber.browser.peer_id]
+        await _wait(lambda: len(server_peer.consumers) == 2 and not any(c.paused for c in server_peer.consumers.values()))
     yield Call(publisher, sender, ("127.0.0.1", transport["port"]), rtcp_address, subscribers, producers)
     sender.close()
     for subscriber in subscribers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import struct
 import time
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from kolabmeet.media.worker.transport import Transport
 
 _SEQ_TS_SSRC = struct.Struct("!HII")
+_SCALABILITY = re.compile(r"L(\d+)T(\d+)")
 RTX_SCRATCH = bytearray(2048)
 
 
@@ -50,6 +52,10 @@ class Consumer:
         self._pt_map = self._payload_type_map()
         self._is_video = self.kind == "video"
         self.rtx_buffer = RetransmissionBuffer() if self._is_video and self._wants_nack(media) else None
+        self._simulcast = producer.layers > 1
+        self._temporal_layers = _temporal_layers(encoding.get("scalabilityMode"))
+        self.current_layer = -1 if self._simulcast else 0
+        self.target_layer = producer.layers - 1 if self._simulcast else 0
         self.active = False
         self._sync_needed = True
         self._waiting = False
@@ -97,13 +103,17 @@ class Consumer:
         self._update_active()
 
     def send_rtp(self, buf: bytearray, view: memoryview, length: int, marked_pt: int,
-                 seq: int, ts: int, keyframe: bool) -> None:
+                 seq: int, ts: int, keyframe: bool, layer: int) -> None:
         """Hot path: rewrite the shared buffer's header for this consumer and send it."""
         if not self.active:
             return
         pt = self._pt_map[marked_pt]
         if pt == 0:
             return
+        if layer != self.current_layer:
+            if layer != self.target_layer or not keyframe:
+                return
+            self._switch_layer(layer)
         if self._sync_needed:
             if self._is_video and not keyframe:
                 return
@@ -133,6 +143,22 @@ class Consumer:
             set_abs_send_time(buf, producer.abs_send_time_at, now)
         if producer.twcc_at > 0:
             set_transport_wide_seq(buf, producer.twcc_at, self.transport.next_twcc_seq())
+
+    def _switch_layer(self, layer: int) -> None:
+        """Start forwarding another simulcast encoding, on its key frame, as one continuous stream."""
+        self.current_layer = layer
+        self._sync_needed = True
+        self._notify(self.id, "layerschange", {"spatialLayer": layer, "temporalLayer": self._temporal_layers - 1})
+
+    def update_layers(self) -> None:
+        """Aim at the highest simulcast encoding that is arriving; ask for a key frame to switch."""
+        if not self._simulcast or not self.active:
+            return
+        live = self.producer.live_layers()
+        if live:
+            self.target_layer = live[-1]
+        if self.current_layer != self.target_layer:
+            self._set_waiting(True)
 
     def _sync(self, seq: int, ts: int) -> None:
         next_seq = (self.last_seq + 1) & 0xFFFF
@@ -189,6 +215,8 @@ class Consumer:
         active = not (self.paused or self.producer_is_paused or self.closed) and self.transport.can_send()
         if active and not self.active:
             self._sync_needed = True
+            if self._simulcast:
+                self.current_layer = -1
             if self._is_video:
                 self._set_waiting(True)
                 self.request_keyframe()
@@ -285,3 +313,9 @@ class Consumer:
             "producerPaused": self.producer_is_paused,
             "score": self.score,
         }
+
+
+def _temporal_layers(scalability_mode: str | None) -> int:
+    """T of an "LxTy" scalability mode (1 without one)."""
+    match = _SCALABILITY.match(scalability_mode or "")
+    return int(match.group(2)) if match else 1

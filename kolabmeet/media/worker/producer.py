@@ -7,6 +7,7 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from kolabmeet.media.capabilities import MID, REPAIRED_RTP_STREAM_ID as RRID, RTP_STREAM_ID as RID
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.keyframe import KEYFRAME_DETECTORS
 from kolabmeet.media.worker.retransmission import restore_rtx
@@ -55,12 +56,21 @@ class Producer:
         self._streams: dict[int, RecvStream] = {}
         self._rtx: dict[int, int] = {}
         self._rtx_apt = self._rtx_payload_types()
-        for encoding in self.rtp_parameters.get("encodings", []):
+        self.layer_of: dict[int, int] = {}
+        self.mid: str | None = self.rtp_parameters.get("mid")
+        ids = {e["uri"]: e["id"] for e in self.rtp_parameters.get("headerExtensions", [])}
+        self.mid_ext, self.rid_ext, self.rrid_ext = (ids.get(uri, 0) for uri in (MID, RID, RRID))
+        self._rid_layer: dict[str, int] = {}
+        self._rid_ssrc: dict[str, int] = {}
+        for layer, encoding in enumerate(self.rtp_parameters.get("encodings", [])):
             if "ssrc" in encoding:
                 self._stream(encoding["ssrc"])
+                self.layer_of[encoding["ssrc"]] = layer
                 rtx_ssrc = (encoding.get("rtx") or {}).get("ssrc")
                 if rtx_ssrc:
                     self._rtx[rtx_ssrc] = encoding["ssrc"]
+            elif "rid" in encoding:
+                self._rid_layer[encoding["rid"]] = layer
         self._last_keyframe_request = 0.0
         self._keyframe_timer: asyncio.TimerHandle | None = None
         self._nack_timer: asyncio.TimerHandle | None = None
@@ -99,6 +109,41 @@ class Producer:
             stream = self._streams[ssrc] = RecvStream(ssrc, self.kind, self._media["clockRate"], use_nack)
         return stream
 
+    @property
+    def layers(self) -> int:
+        """Spatial layers (simulcast encodings)."""
+        return max(1, len(self.rtp_parameters.get("encodings", [])))
+
+    def identifies_by_rid(self) -> bool:
+        return bool(self._rid_layer) or (self.mid is not None and not self.layer_of)
+
+    def bind(self, ssrc: int, rid: str | None, repaired: bool) -> bool:
+        """Tie a new SSRC to the encoding its RID (or repaired RID, for RTX) names."""
+        if repaired:
+            media_ssrc = self._rid_ssrc.get(rid or "")
+            if media_ssrc is None:
+                return False
+            self._rtx[ssrc] = media_ssrc
+            return True
+        if rid is None:
+            if self._rid_layer:
+                return False
+            layer = 0
+        else:
+            layer = self._rid_layer.get(rid, -1)
+            if layer < 0 or rid in self._rid_ssrc:
+                return False
+            self._rid_ssrc[rid] = ssrc
+        self._stream(ssrc)
+        self.layer_of[ssrc] = layer
+        return True
+
+    def live_layers(self, within: float = 1.5) -> list[int]:
+        """Spatial layers that received a packet in the last `within` seconds."""
+        now = time.monotonic()
+        return sorted(self.layer_of[s.ssrc] for s in self._streams.values()
+                      if s.ssrc in self.layer_of and now - s.last_time < within)
+
     def media_ssrcs(self) -> list[int]:
         """The SSRCs this producer receives on, as signalled (media and RTX)."""
         return [e["ssrc"] for e in self.rtp_parameters.get("encodings", []) if "ssrc" in e] + list(self._rtx)
@@ -124,9 +169,9 @@ class Producer:
             self._track_loss(stream, seq, recovered)
         if self.paused:
             return
-        self._forward(buf, view, length, seq, ts)
+        self._forward(buf, view, length, seq, ts, self.layer_of.get(ssrc, 0))
 
-    def _forward(self, buf: bytearray, view: memoryview, length: int, seq: int, ts: int) -> None:
+    def _forward(self, buf: bytearray, view: memoryview, length: int, seq: int, ts: int, layer: int) -> None:
         byte1 = buf[1]
         mapped_pt = self._pt_map[byte1 & 0x7F]
         if mapped_pt == 0:
@@ -144,7 +189,7 @@ class Producer:
             keyframe = start > 0 and self._is_keyframe(buf, start, end)
         marked_pt = (byte1 & 0x80) | mapped_pt
         for consumer in self.consumers:
-            consumer.send_rtp(buf, view, length, marked_pt, seq, ts, keyframe)
+            consumer.send_rtp(buf, view, length, marked_pt, seq, ts, keyframe, layer)
 
     def _track_loss(self, stream: RecvStream, seq: int, recovered: bool) -> None:
         nack = stream.nack

@@ -14,7 +14,7 @@ class RecvStream:
 
     __slots__ = ("ssrc", "kind", "clock_rate", "packets", "bytes", "base_seq", "max_seq", "cycles",
                  "jitter", "_transit", "nack", "nacks_sent", "nacked_packets", "retransmitted",
-                 "_expected_prior", "_received_prior", "last_sr_ntp", "last_sr_time", "score")
+                 "_expected_prior", "_received_prior", "last_sr_ntp", "last_sr_time", "score", "last_time")
 
     def __init__(self, ssrc: int, kind: str, clock_rate: int, use_nack: bool) -> None:
         self.ssrc = ssrc
@@ -36,11 +36,13 @@ class RecvStream:
         self.last_sr_ntp = 0
         self.last_sr_time = 0.0
         self.score = 10
+        self.last_time = 0.0
 
     def update(self, seq: int, ts: int, length: int, now: float) -> None:
         """Hot path: count the packet, advance the highest sequence number, update jitter."""
         self.packets += 1
         self.bytes += length
+        self.last_time = now
         if self.base_seq < 0:
             self.base_seq = self.max_seq = seq
         else:

@@ -12,6 +12,7 @@ from kolabmeet.media.errors import InvalidStateError, MediaError
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.consumer import Consumer
 from kolabmeet.media.worker.producer import Producer
+from kolabmeet.media.worker.rtp import find_extension
 from kolabmeet.media.worker.srtp import PacketBuffer
 
 if TYPE_CHECKING:
@@ -24,6 +25,16 @@ RECV_VIEW = RECV.view
 _SSRC = struct.Struct("!I")
 
 Notify = Callable[[str, str, Any], None]
+
+
+def _extension_text(buf: bytearray, length: int, ext_id: int) -> str | None:
+    """The value of a text header extension (MID, RID), or None."""
+    if not ext_id:
+        return None
+    offset, size = find_extension(buf, length, ext_id)
+    if offset < 0:
+        return None
+    return bytes(buf[offset:offset + size]).decode("ascii", "replace")
 
 
 class Transport(ABC):
@@ -44,6 +55,7 @@ class Transport(ABC):
         self._ssrc_table: dict[int, Producer] = {}
         self._consumer_by_ssrc: dict[int, Consumer] = {}
         self._twcc_seq = 0
+        self._by_mid: dict[str, Producer] = {}
         self._rtcp_timer = asyncio.get_running_loop().call_later(RTCP_INTERVAL, self._on_rtcp_timer)
 
     @abstractmethod
@@ -70,6 +82,12 @@ class Transport(ABC):
         for ssrc in producer.media_ssrcs():
             if ssrc in self._ssrc_table:
                 raise MediaError(f"ssrc {ssrc} is already in use on this transport")
+        if producer.identifies_by_rid():
+            if not producer.mid or not producer.mid_ext:
+                raise MediaError("a producer without SSRCs needs a mid and the MID header extension")
+            if producer.mid in self._by_mid:
+                raise MediaError(f"mid {producer.mid} is already in use on this transport")
+            self._by_mid[producer.mid] = producer
         for ssrc in producer.media_ssrcs():
             self._ssrc_table[ssrc] = producer
         self.producers[producer_id] = producer
@@ -91,6 +109,8 @@ class Transport(ABC):
         self.producers.pop(producer.id, None)
         for ssrc in [s for s, p in self._ssrc_table.items() if p is producer]:
             del self._ssrc_table[ssrc]
+        if self._by_mid.get(producer.mid or "") is producer:
+            del self._by_mid[producer.mid]
         self.router.remove_producer(producer)
 
     def remove_consumer(self, consumer: Consumer) -> None:
@@ -103,8 +123,29 @@ class Transport(ABC):
         self.bytes_received += length
         ssrc = _SSRC.unpack_from(buf, 8)[0]
         producer = self._ssrc_table.get(ssrc)
-        if producer is not None:
-            producer.receive_rtp(buf, RECV_VIEW[:length], length, ssrc)
+        if producer is None:
+            producer = self._identify(buf, length, ssrc)
+            if producer is None:
+                return
+        producer.receive_rtp(buf, RECV_VIEW[:length], length, ssrc)
+
+    def _identify(self, buf: bytearray, length: int, ssrc: int) -> Producer | None:
+        """A new SSRC: its MID names the producer, its RID (or repaired RID) the encoding."""
+        if not self._by_mid:
+            return None
+        any_producer = next(iter(self._by_mid.values()))
+        producer = self._by_mid.get(_extension_text(buf, length, any_producer.mid_ext) or "")
+        if producer is None:
+            return None
+        rid = _extension_text(buf, length, producer.rid_ext)
+        repaired = rid is None and producer.rrid_ext > 0
+        if repaired:
+            rid = _extension_text(buf, length, producer.rrid_ext)
+            repaired = rid is not None
+        if not producer.bind(ssrc, rid, repaired):
+            return None
+        self._ssrc_table[ssrc] = producer
+        return producer
 
     def next_twcc_seq(self) -> int:
         self._twcc_seq = (self._twcc_seq + 1) & 0xFFFF
@@ -168,6 +209,7 @@ class Transport(ABC):
             if report is not None:
                 cname = consumer.rtp_parameters.get("rtcp", {}).get("cname") or "kolabmeet"
                 self.send_rtcp(report + rtcp.sdes_cname(consumer.ssrc, cname))
+            consumer.update_layers()
             if consumer.waiting_for_keyframe:
                 consumer.request_keyframe()
         for producer in list(self.producers.values()):

@@ -27,7 +27,8 @@ async def join(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     if peer.joined:
         raise RequestError("already joined")
     nickname = text(data, "nickname", MAX_NICKNAME, optional=True)
-    peer.rtp_capabilities = ortc.validate_rtp_capabilities(data.get("rtpCapabilities"))
+    caps = data.get("rtpCapabilities")
+    peer.rtp_capabilities = None if caps is None else ortc.validate_rtp_capabilities(caps)
     peer.joined = True
     _set_nickname(ctx, nickname, always=True)
     others = ctx.room.joined_peers(exclude=peer)

@@ -1,0 +1,132 @@
+"""Simulcast: encodings found by MID and RID, one forwarded at a time, switched on key frames."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+from typing import Any
+
+import av
+from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+from kolabmeet.media.capabilities import MID, RTP_STREAM_ID
+from kolabmeet.media.worker import rtcp
+from tests.helpers import Browser, KolabApp, joined
+from tests.media.rtp_peer import VP8_PT, Receiver, gap_free, udp_socket
+
+EXTENSIONS = HeaderExtensionsMap()
+EXTENSIONS.configure(RTCRtpParameters(headerExtensions=[
+    RTCRtpHeaderExtensionParameters(id=1, uri=MID), RTCRtpHeaderExtensionParameters(id=2, uri=RTP_STREAM_ID)]))
+
+
+class SimulcastSender:
+    """Two VP8 encodings (160 and 320 wide) with MID and RID extensions, SSRCs never signalled."""
+
+    def __init__(self) -> None:
+        self.layers = {"r0": (160, 120, 3001), "r1": (320, 240, 3002)}
+        self.encoders = {rid: Vp8Encoder() for rid in self.layers}
+        self.seq = {rid: 100 for rid in self.layers}
+        self.frame = 0
+        self.keyframe = True
+        self.rtp: asyncio.DatagramTransport | None = None
+        self.rtcp: asyncio.DatagramTransport | None = None
+
+    async def open(self) -> None:
+        self.rtp = await udp_socket(lambda data, addr: None)
+        self.rtcp = await udp_socket(self._on_rtcp)
+
+    def _on_rtcp(self, data: bytes, addr: Any) -> None:
+        if any(pt == rtcp.PT_PSFB and fmt == rtcp.FMT_PLI for pt, fmt, _o, _s in rtcp.iter_packets(data)):
+            self.keyframe = True
+
+    def send_frame(self, address: tuple[str, int], rids: tuple[str, ...]) -> None:
+        for rid in rids:
+            width, height, ssrc = self.layers[rid]
+            frame = av.VideoFrame(width, height, "yuv420p")
+            frame.pts, frame.time_base = self.frame * 6000, fractions.Fraction(1, 90000)
+            payloads, ts = self.encoders[rid].encode(frame, force_keyframe=self.keyframe)
+            for index, payload in enumerate(payloads):
+                packet = RtpPacket(payload_type=VP8_PT, sequence_number=self.seq[rid], timestamp=ts, ssrc=ssrc,
+                                   marker=index == len(payloads) - 1, payload=payload)
+                packet.extensions.mid = "0"
+                packet.extensions.rtp_stream_id = rid
+                self.seq[rid] = (self.seq[rid] + 1) & 0xFFFF
+                self.rtp.sendto(packet.serialize(EXTENSIONS), address)
+        self.keyframe = False
+        self.frame += 1
+
+    async def stream(self, address: tuple[str, int], seconds: float, rids: tuple[str, ...]) -> None:
+        for _ in range(int(seconds * 15)):
+            self.send_frame(address, rids)
+            await asyncio.sleep(1 / 15)
+
+
+class SizedReceiver(Receiver):
+    """Also notes the width of every decoded frame."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.widths: list[int] = []
+
+    def _on_vp8(self, payload: bytes, ts: int, marker: bool) -> None:
+        from aiortc.codecs.vpx import vp8_depayload
+        from aiortc.jitterbuffer import JitterFrame
+
+        self._frame_parts.append(vp8_depayload(payload))
+        if marker:
+            data, self._frame_parts = b"".join(self._frame_parts), []
+            for frame in self._decoder.decode(JitterFrame(data, ts)):
+                self.widths.append(frame.width)
+
+
+def _producer_parameters() -> dict[str, Any]:
+    return {
+        "mid": "0",
+        "codecs": [{"mimeType": "video/VP8", "payloadType": VP8_PT, "clockRate": 90000,
+                    "rtcpFeedback": [{"type": "nack", "parameter": "pli"}]}],
+        "headerExtensions": [{"uri": MID, "id": 1}, {"uri": RTP_STREAM_ID, "id": 2}],
+        "encodings": [{"rid": "r0", "scalabilityMode": "L1T1"}, {"rid": "r1", "scalabilityMode": "L1T1"}],
+        "rtcp": {"cname": "simulcast"},
+    }
+
+
+async def test_simulcast_forwards_the_best_live_encoding(app: KolabApp, browsers: list[Browser]) -> None:
+    room = await app.create_room()
+    viewer = await joined(app, room, role=1)
+    browsers.append(viewer)
+    receiver = SizedReceiver()
+    await receiver.open()
+    plain = await viewer.ok("createPlainTransport", {"producing": False, "consuming": True})
+    await viewer.ok("connectPlainTransport", {"transportId": plain["id"], "ip": "127.0.0.1",
+                                              "port": receiver.ports[0], "rtcpPort": receiver.ports[1]})
+    publisher = await joined(app, room, role=3)
+    browsers.append(publisher)
+    sender = SimulcastSender()
+    await sender.open()
+    transport = await publisher.ok("createPlainTransport", {"producing": True, "consuming": False})
+    address = ("127.0.0.1", transport["port"])
+    sender.rtcp.sendto(rtcp.sender_report(1, rtcp.ntp_now(), 0, 0, 0), ("127.0.0.1", transport["rtcpPort"]))
+    await publisher.ok("produce", {"transportId": transport["id"], "kind": "video",
+                                   "rtpParameters": _producer_parameters(), "appData": {"source": "webcam"}})
+    (request,) = await viewer.wait_request("newConsumer")
+    consumer = request["data"]
+    assert consumer["type"] == "simulcast"
+    assert consumer["rtpParameters"]["encodings"][0]["scalabilityMode"].startswith("L2")
+    try:
+        await sender.stream(address, 1.5, ("r0", "r1"))
+        await viewer.wait_for("consumerLayersChanged", lambda d: d["layers"]["spatialLayer"] == 1)
+        assert receiver.widths and set(receiver.widths[-10:]) == {320}
+        await sender.stream(address, 3.0, ("r0",))
+        await viewer.wait_for("consumerLayersChanged", lambda d: d["layers"]["spatialLayer"] == 0)
+        assert set(receiver.widths[-10:]) == {160}
+        await sender.stream(address, 3.0, ("r0", "r1"))
+        assert set(receiver.widths[-10:]) == {320}
+        (ssrc,) = receiver.streams
+        assert ssrc == consumer["rtpParameters"]["encodings"][0]["ssrc"]
+        assert gap_free(receiver.streams[ssrc].seqs)
+    finally:
+        sender.rtp.close()
+        sender.rtcp.close()
+        receiver.close()
