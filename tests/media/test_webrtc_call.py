@@ -112,10 +112,14 @@ async def test_loss_is_repaired_by_nack_and_rtx(app: KolabApp, direction: str) -
             consumer = next(c for c in call.server_peer(call.subscribers[0]).consumers.values() if c.kind == "video")
             stats = (await consumer.get_stats())[0]
             assert stats["nackCount"] > 0 and stats["packetsRetransmitted"] > 0, stats
+            scores = call.subscribers[0].browser.seen("consumerScoreChanged", lambda d: d["consumerId"] == consumer.id)
+            assert any(d["score"]["score"] < 10 for d in scores), scores
         else:
             producer = next(p for p in call.server_peer(call.publisher).producers.values() if p.kind == "video")
             stats = (await producer.get_stats())[0]
             assert stats["nackCount"] > 0 and stats["packetsRetransmitted"] > 0, stats
+            scores = call.subscribers[1].browser.seen("consumerScoreChanged")
+            assert any(d["score"]["producerScore"] < 10 for d in scores), scores
     finally:
         await call.close()
 

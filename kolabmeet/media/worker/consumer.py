@@ -74,7 +74,7 @@ class Consumer:
         self.score = 10
         self.rtt_ms = 0.0
         self._sr_sent: dict[int, float] = {}
-        self._producer_scores: list[dict[str, int]] = []
+        self._producer_scores: list[int] = []
 
     def _rtx_payload_type(self, media_pt: int) -> int | None:
         for codec in self.rtp_parameters["codecs"]:
@@ -201,15 +201,16 @@ class Consumer:
             self.score = score
             self._notify_score()
 
-    def producer_score_changed(self, scores: list[dict[str, int]]) -> None:
+    def producer_score_changed(self, scores: list[int]) -> None:
         if scores != self._producer_scores:
             self._producer_scores = scores
             self._notify_score()
 
     def _notify_score(self) -> None:
-        producer_scores = [s["score"] for s in self._producer_scores]
-        self._notify(self.id, "score", {"score": self.score, "producerScore": min(producer_scores, default=0),
-                                        "producerScores": producer_scores})
+        """consumer.score: ours (the receiver's loss) and the producer's (the sender's loss)."""
+        scores = self._producer_scores or self.producer.scores()
+        self._notify(self.id, "score", {"score": self.score, "producerScore": min(scores, default=10),
+                                        "producerScores": scores})
 
     def _update_active(self) -> None:
         active = not (self.paused or self.producer_is_paused or self.closed) and self.transport.can_send()

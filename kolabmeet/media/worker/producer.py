@@ -230,7 +230,7 @@ class Producer:
         return blocks
 
     def _notify_score(self) -> None:
-        scores = [{"ssrc": s.ssrc, "score": s.score} for s in self._streams.values() if s.packets]
+        scores = self.scores()
         for consumer in self.consumers:
             consumer.producer_score_changed(scores)
 
@@ -285,8 +285,10 @@ class Producer:
             consumer.producer_closed()
         self.consumers = ()
 
-    def scores(self) -> list[dict[str, int]]:
-        return [{"ssrc": s.ssrc, "score": s.score} for s in self._streams.values()]
+    def scores(self) -> list[int]:
+        """Score of each encoding that has received packets, in layer order."""
+        streams = sorted((s for s in self._streams.values() if s.packets), key=lambda s: self.layer_of.get(s.ssrc, 0))
+        return [s.score for s in streams]
 
     def get_stats(self) -> list[dict[str, Any]]:
         return [stream.as_dict(self._media["mimeType"]) for stream in self._streams.values()]
