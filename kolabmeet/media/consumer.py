@@ -33,6 +33,7 @@ class Consumer(EventEmitter):
         self.type = consumer_type
         self.paused = paused
         self.producer_paused = producer_paused
+        self.priority = 1
         self.app_data = app_data
         self.closed = False
         self.score: dict[str, Any] = {"score": 10, "producerScore": 10, "producerScores": []}
@@ -73,6 +74,12 @@ class Consumer(EventEmitter):
         self._check_open()
         await self.worker.request("consumer.resume", self.id)
         self.paused = False
+
+    async def set_priority(self, priority: int) -> None:
+        """1-255; under congestion lower priorities are dropped first (audio runs at 255)."""
+        self._check_open()
+        await self.worker.request("consumer.setPriority", self.id, {"priority": priority})
+        self.priority = priority
 
     async def request_key_frame(self) -> None:
         self._check_open()

@@ -61,7 +61,7 @@ class Transport(EventEmitter):
         return producer
 
     async def consume(self, producer_id: str, rtp_capabilities: dict[str, Any], paused: bool = False,
-                      app_data: Any = None) -> Consumer:
+                      app_data: Any = None, priority: int = 1) -> Consumer:
         """Start sending a producer of this router to the remote of this transport."""
         self.check_open()
         producer = self.router.producers.get(producer_id)
@@ -75,11 +75,12 @@ class Transport(EventEmitter):
         consumer_type = ortc.consumer_type(producer.consumable_rtp_parameters)
         answer = await self.worker.request("transport.consume", self.id, {
             "consumerId": consumer_id, "producerId": producer_id, "kind": producer.kind,
-            "rtpParameters": params, "type": consumer_type, "paused": paused,
+            "rtpParameters": params, "type": consumer_type, "paused": paused, "priority": priority,
             "extensionMap": ortc.consumer_extension_map(producer.kind, params, self.router.rtp_capabilities),
         })
         consumer = Consumer(consumer_id, self, producer, params, consumer_type,
                             paused, answer["producerPaused"], app_data)
+        consumer.priority = priority
         self.consumers[consumer_id] = consumer
         consumer.once("close", lambda: self.consumers.pop(consumer_id, None))
         return consumer

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kolabmeet.signaling")
 
+AUDIO_PRIORITY = 255
+
 
 async def consume_all_for(ctx: "Context", peer: "Peer", others: Iterable["Peer"]) -> None:
     """Consumers for a newly joined peer of every producer the others have."""
@@ -44,7 +46,8 @@ async def create_consumer(ctx: "Context", peer: "Peer", producer_peer: "Peer", p
         return
     try:
         consumer = await transport.consume(producer.id, peer.rtp_capabilities, paused=producer.kind == "video",
-                                           app_data={"peerId": producer_peer.id, "producerId": producer.id})
+                                           app_data={"peerId": producer_peer.id, "producerId": producer.id},
+                                           priority=AUDIO_PRIORITY if producer.kind == "audio" else 1)
     except MediaError as exc:
         log.warning("peer %s: consuming producer %s failed: %s", peer.id, producer.id, exc)
         return

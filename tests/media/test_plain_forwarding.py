@@ -86,7 +86,10 @@ async def _wait(predicate: Any, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_media_reaches_both_subscribers_rewritten(call: Call) -> None:
+async def test_media_reaches_both_subscribers_rewritten(app: KolabApp, call: Call) -> None:
+    room = app.server.rooms.get(call.publisher.room_id)
+    consumers = room.peers[call.subscribers[0].browser.peer_id].consumers.values()
+    assert {c.kind: (await c.dump())["priority"] for c in consumers} == {"audio": 255, "video": 1}
     await call.sender.stream(call.rtp_address, seconds=2.0)
     await asyncio.sleep(0.2)
     for sub in call.subscribers:

@@ -8,6 +8,7 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from kolabmeet.media.errors import MediaError
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.retransmission import RetransmissionBuffer, build_rtx
 from kolabmeet.media.worker.rtp import set_abs_send_time, set_transport_wide_seq
@@ -39,6 +40,8 @@ class Consumer:
         self.type: str = data.get("type", "simple")
         self.rtp_parameters: dict[str, Any] = data["rtpParameters"]
         self.paused: bool = bool(data.get("paused", False))
+        self.priority = 1
+        self.set_priority(data.get("priority", 1))
         self.producer_is_paused = producer.paused
         self.closed = False
         self._notify = notify
@@ -128,7 +131,7 @@ class Consumer:
         self._stamp(buf, now)
         if self.rtx_buffer is not None:
             self.rtx_buffer.store(out_seq, view, length, now * 1000)
-        if self.transport.send_rtp(view, self.ext_map):
+        if self.transport.send_rtp(view, self.ext_map, self.priority):
             self.packets += 1
             self.bytes += length
         if ((out_seq - self.last_seq) & 0xFFFF) < 0x8000:
@@ -187,7 +190,7 @@ class Consumer:
                 if length < 0:
                     continue
                 packet = RTX_SCRATCH
-            if self.transport.send_rtp(memoryview(packet)[:length], self.ext_map):
+            if self.transport.send_rtp(memoryview(packet)[:length], self.ext_map, self.priority):
                 self.retransmitted += 1
 
     def receive_report(self, block: rtcp.ReportBlock) -> None:
@@ -233,6 +236,11 @@ class Consumer:
     @property
     def waiting_for_keyframe(self) -> bool:
         return self._waiting
+
+    def set_priority(self, priority: int) -> None:
+        if not isinstance(priority, int) or not 1 <= priority <= 255:
+            raise MediaError("priority must be an integer from 1 to 255")
+        self.priority = priority
 
     def request_keyframe(self) -> None:
         self.keyframe_requests += 1
@@ -312,6 +320,7 @@ class Consumer:
             "rtpParameters": self.rtp_parameters,
             "paused": self.paused,
             "producerPaused": self.producer_is_paused,
+            "priority": self.priority,
             "score": self.score,
         }
 

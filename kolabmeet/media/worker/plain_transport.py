@@ -98,7 +98,7 @@ class PlainTransport(Transport):
     def can_send(self) -> bool:
         return self.remote is not None and not self.closed
 
-    def send_rtp(self, view: memoryview, ext_map: bytes | None = None) -> bool:
+    def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1) -> bool:
         """Sent from the shared buffer as it is: extension ids keep the router's."""
         try:
             self.rtp_sock.sendto(view, self.remote)

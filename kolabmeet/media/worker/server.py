@@ -58,6 +58,7 @@ class WorkerServer:
             "consumer.pause": (Consumer, lambda c, _d: c.pause()),
             "consumer.resume": (Consumer, lambda c, _d: c.resume()),
             "consumer.requestKeyFrame": (Consumer, lambda c, _d: c.request_keyframe()),
+            "consumer.setPriority": (Consumer, lambda c, d: c.set_priority(d.get("priority"))),
             "consumer.dump": (Consumer, lambda c, _d: c.dump()),
             "consumer.getStats": (Consumer, lambda c, _d: c.get_stats()),
         }

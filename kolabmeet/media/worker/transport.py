@@ -59,8 +59,11 @@ class Transport(ABC):
         self._rtcp_timer = asyncio.get_running_loop().call_later(RTCP_INTERVAL, self._on_rtcp_timer)
 
     @abstractmethod
-    def send_rtp(self, view: memoryview, ext_map: bytes | None = None) -> bool:
-        """Send one RTP packet towards the remote (its extension ids mapped); False when it could not go."""
+    def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1) -> bool:
+        """Send one RTP packet towards the remote (its extension ids mapped); False when it could not go.
+
+        Under congestion, packets of consumers below priority 255 (video) go first; audio's stay.
+        """
 
     @abstractmethod
     def send_rtcp(self, data: bytes) -> None:

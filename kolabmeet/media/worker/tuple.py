@@ -8,6 +8,7 @@ import struct
 from typing import Any
 
 _FRAME = struct.Struct("!H")
+TCP_HIGH_WATER = 256 * 1024
 
 
 class UdpTuple:
@@ -21,7 +22,8 @@ class UdpTuple:
         self.local = local
         self.key: Any = address
 
-    def send(self, data: Any) -> bool:
+    def send(self, data: Any, droppable: bool = False) -> bool:
+        """Send one datagram; one that would block is dropped, as a router does."""
         try:
             self.sock.sendto(data, self.address)
         except OSError:
@@ -47,8 +49,11 @@ class TcpTuple:
         self.local = local
         self.key: Any = transport
 
-    def send(self, data: Any) -> bool:
+    def send(self, data: Any, droppable: bool = False) -> bool:
+        """Frame and queue one packet; a droppable one is dropped while the connection is backed up."""
         if self.transport.is_closing():
+            return False
+        if droppable and self.transport.get_write_buffer_size() > TCP_HIGH_WATER:
             return False
         self.transport.write(_FRAME.pack(len(data)) + bytes(data))
         return True

@@ -111,7 +111,7 @@ class WebRtcTransport(Transport):
         if length > 0:
             self.receive_rtp(buf, length)
 
-    def send_rtp(self, view: memoryview, ext_map: bytes | None = None) -> bool:
+    def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1) -> bool:
         """Hot path: copy into the send buffer, map extension ids, encrypt in place, send."""
         srtp, tuple_ = self._srtp_out, self._tuple
         if srtp is None or tuple_ is None:
@@ -121,7 +121,7 @@ class WebRtcTransport(Transport):
         if ext_map is not None:
             rewrite_extension_ids(SEND.data, length, ext_map)
         length = srtp.protect_rtp(SEND, length)
-        if length < 0 or not tuple_.send(SEND.view[:length]):
+        if length < 0 or not tuple_.send(SEND.view[:length], priority < 255):
             return False
         self.bytes_sent += length
         return True
