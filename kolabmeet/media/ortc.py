@@ -40,6 +40,7 @@ DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 _MIME_TYPE = re.compile(r"^(audio|video)/(.+)$", re.IGNORECASE)
 _SCALABILITY_MODE = re.compile(r"^[LS]([1-9]\d?)T([1-9]\d?)")
 _MAX_SSRC = 0xFFFFFFFF
+MAX_ITEMS = 64
 
 
 # --- Field checks -------------------------------------------------------------
@@ -99,10 +100,13 @@ def _extension_id(value: Any, path: str) -> int:
 
 
 def _items(value: Any, path: str, check: Callable[[Any, str], Any]) -> list[Any]:
-    """Checks each item of a list that may be absent (then empty)."""
+    """Checks each item of a list that may be absent (then empty), of at most MAX_ITEMS."""
     if value is None:
         return []
-    return [check(item, f"{path}[{i}]") for i, item in enumerate(_list(value, path))]
+    items = _list(value, path)
+    if len(items) > MAX_ITEMS:
+        raise InvalidParametersError(f"{path} has more than {MAX_ITEMS} items")
+    return [check(item, f"{path}[{i}]") for i, item in enumerate(items)]
 
 
 def _required_items(value: Any, path: str, check: Callable[[Any, str], Any]) -> list[Any]:

@@ -10,6 +10,7 @@ import pytest
 
 from kolabmeet.app import Server
 from kolabmeet.media.capabilities import router_rtp_capabilities
+from kolabmeet.signaling.requests.media import MAX_TRANSPORTS
 from tests.helpers import Browser, KolabApp, joined
 from tests.media.client_caps import CHROME_MIC_PRODUCER
 from tests.signaling.common import new_browser, room_status, server_peer, sync
@@ -348,3 +349,14 @@ async def test_create_plain_transport(app: KolabApp, browsers: list[Browser]) ->
                   {"ip": "127.0.0.1", "port": 5004, "rtcpPort": "5005"}):
         message = await bob.fails("connectPlainTransport", {"transportId": consuming["id"], **wrong})
         assert message.startswith("request connectPlainTransport failed: ")
+
+
+async def test_transports_per_peer_are_limited(app: KolabApp, browsers: list[Browser]) -> None:
+    room = await app.create_room()
+    alice = await joined(app, room)
+    browsers.append(alice)
+    for _ in range(MAX_TRANSPORTS):
+        await alice.ok("createWebRtcTransport", {"forceTcp": False, "producing": False, "consuming": True})
+    message = await alice.fails("createPlainTransport", {"producing": True, "consuming": False})
+    assert f"at most {MAX_TRANSPORTS} transports" in message
+    assert await alice.ok("ping") is None

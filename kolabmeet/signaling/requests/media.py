@@ -18,6 +18,13 @@ from kolabmeet.signaling.roles import Role
 log = logging.getLogger("kolabmeet.signaling")
 
 SOURCES = ("mic", "webcam", "screen")
+MAX_TRANSPORTS = 8
+MAX_PRODUCERS = 16
+
+
+def _room_for_transport(ctx: Context) -> None:
+    if len(ctx.peer.transports) >= MAX_TRANSPORTS:
+        raise RequestError(f"a peer may have at most {MAX_TRANSPORTS} transports")
 
 
 def _transport(ctx: Context, data: dict[str, Any]) -> Transport:
@@ -57,6 +64,7 @@ async def create_webrtc_transport(ctx: Context, data: dict[str, Any]) -> dict[st
     force_tcp = data.get("forceTcp", False)
     if not isinstance(force_tcp, bool):
         raise RequestError("forceTcp must be true or false")
+    _room_for_transport(ctx)
     router = await ctx.room.router_for(ctx.peer)
     transport = await router.create_webrtc_transport(enable_udp=not force_tcp, enable_tcp=True, prefer_udp=True,
                                                      app_data=flags)
@@ -99,6 +107,7 @@ async def restart_ice(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
 
 async def create_plain_transport(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     flags = _flags(data)
+    _room_for_transport(ctx)
     router = await ctx.room.router_for(ctx.peer)
     config = ctx.config
     transport = await router.create_plain_transport(
@@ -128,6 +137,8 @@ async def produce(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """A new producer; every other joined peer gets a consumer of it."""
     ctx.require(Role.PUBLISHER, "producing")
     transport = _transport(ctx, data)
+    if len(ctx.peer.producers) >= MAX_PRODUCERS:
+        raise RequestError(f"a peer may have at most {MAX_PRODUCERS} producers")
     app_data = data.get("appData")
     if not isinstance(app_data, dict) or app_data.get("source") not in SOURCES:
         raise RequestError("appData.source must be one of mic, webcam, screen")
