@@ -11,15 +11,28 @@ _FRAME = struct.Struct("!H")
 TCP_HIGH_WATER = 256 * 1024
 
 
-class UdpTuple:
+class _Tuple:
+    """Local and remote address of a tuple, as mediasoup describes them."""
+
+    protocol = ""
+
+    def __init__(self, address: tuple[str, int], local: tuple[str, int]) -> None:
+        self.address = address
+        self.local = local
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"localIp": self.local[0], "localPort": self.local[1], "remoteIp": self.address[0],
+                "remotePort": self.address[1], "protocol": self.protocol}
+
+
+class UdpTuple(_Tuple):
     """A remote address reached through the worker's shared UDP socket."""
 
     protocol = "udp"
 
     def __init__(self, sock: socket.socket, address: tuple[str, int], local: tuple[str, int]) -> None:
+        super().__init__(address, local)
         self.sock = sock
-        self.address = address
-        self.local = local
         self.key: Any = address
 
     def send(self, data: Any, droppable: bool = False) -> bool:
@@ -33,20 +46,15 @@ class UdpTuple:
     def close(self) -> None:
         """Nothing to close: the socket is shared."""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"localIp": self.local[0], "localPort": self.local[1], "remoteIp": self.address[0],
-                "remotePort": self.address[1], "protocol": self.protocol}
 
-
-class TcpTuple:
+class TcpTuple(_Tuple):
     """One accepted TCP connection, RFC 4571 framing (2-byte length before each packet)."""
 
     protocol = "tcp"
 
     def __init__(self, transport: asyncio.Transport, address: tuple[str, int], local: tuple[str, int]) -> None:
+        super().__init__(address, local)
         self.transport = transport
-        self.address = address
-        self.local = local
         self.key: Any = transport
 
     def send(self, data: Any, droppable: bool = False) -> bool:
@@ -60,10 +68,6 @@ class TcpTuple:
 
     def close(self) -> None:
         self.transport.close()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"localIp": self.local[0], "localPort": self.local[1], "remoteIp": self.address[0],
-                "remotePort": self.address[1], "protocol": self.protocol}
 
 
 Tuple = UdpTuple | TcpTuple
