@@ -14,7 +14,7 @@ from aiohttp import web
 
 from kolabmeet.app import Server
 from kolabmeet.signaling.peer import Peer
-from tests.helpers import Browser, KolabApp
+from tests.helpers import Browser, KolabApp, joined
 
 SUBSCRIBER, PUBLISHER, MODERATOR, SCREEN, OWNER = 1, 2, 4, 8, 16
 OWNER_ROLE = PUBLISHER | MODERATOR | OWNER
@@ -149,3 +149,13 @@ async def webhook_sink() -> AsyncIterator[WebhookSink]:
         yield sink
     finally:
         await runner.cleanup()
+
+
+async def pair(app: KolabApp, browsers: list[Browser]) -> tuple[Browser, Browser]:
+    room = await app.create_room()
+    alice = await joined(app, room, nickname="alice")
+    browsers.append(alice)
+    bob = await joined(app, room, nickname="bob")
+    browsers.append(bob)
+    await alice.wait_for("newPeer")
+    return alice, bob

@@ -18,7 +18,7 @@ from kolabmeet.media.capabilities import router_rtp_capabilities
 from kolabmeet.media.errors import WorkerDiedError
 from tests.helpers import Browser, KolabApp, joined
 from tests.signaling.common import (
-    methods, new_browser, refused, room_status, room_status_until, server_peer, sync, until, with_query,
+    methods, new_browser, pair, refused, room_status, room_status_until, server_peer, sync, until, with_query,
 )
 
 
@@ -127,13 +127,7 @@ async def test_origin_of_another_site(app: KolabApp, browsers: list[Browser]) ->
 
 
 async def test_second_socket_replaces_first(app: KolabApp, server: Server, browsers: list[Browser]) -> None:
-    room = await app.create_room()
-    alice = await joined(app, room, nickname="alice")
-    browsers.append(alice)
-    bob = await joined(app, room, nickname="bob")
-    browsers.append(bob)
-    await alice.wait_for("newPeer")
-
+    alice, bob = await pair(app, browsers)
     bob2 = Browser(bob.url)
     browsers.append(bob2)
     await bob2.connect(wait_ready=False)
@@ -151,7 +145,7 @@ async def test_second_socket_replaces_first(app: KolabApp, server: Server, brows
     # Nobody is told, even after the reconnect grace.
     await asyncio.sleep(server.config.reconnect_grace + 0.3)
     assert alice.seen("peerClosed") == []
-    assert bob.peer_id in server.rooms.get(room).peers
+    assert bob.peer_id in server.rooms.get(bob.room_id).peers
     assert bob2.sio.connected
 
 

@@ -12,18 +12,8 @@ import pytest
 from kolabmeet.app import Server
 from tests.helpers import Browser, KolabApp, joined
 from tests.signaling.common import (
-    drop, methods, new_browser, refused, room_status, room_status_until, server_peer, sync, until, webhook_sink,
+    drop, methods, new_browser, pair, refused, room_status, room_status_until, server_peer, sync, until, webhook_sink,
 )
-
-
-async def pair(app: KolabApp, browsers: list[Browser]) -> tuple[Browser, Browser]:
-    room = await app.create_room()
-    alice = await joined(app, room, nickname="alice")
-    browsers.append(alice)
-    bob = await joined(app, room, nickname="bob")
-    browsers.append(bob)
-    await alice.wait_for("newPeer")
-    return alice, bob
 
 
 async def test_drop_and_back_within_grace(app: KolabApp, server: Server, browsers: list[Browser]) -> None:
