@@ -44,7 +44,7 @@ async def _peer(app: KolabApp, room: str, role: int, tracks: list[Any] | None = 
 
 
 async def start_call(app: KolabApp, force_tcp: bool = False, subscriber_relay: dict[str, Any] | None = None,
-                     publisher_relay: dict[str, Any] | None = None) -> Call:
+                     publisher_relay: dict[str, Any] | None = None, video_codec: str | None = None) -> Call:
     """Two subscribers, then a publisher of aiortc's VP8 video and Opus audio test tracks."""
     room = await app.create_room()
     tcp = {"tcp": True} if force_tcp else None
@@ -53,7 +53,7 @@ async def start_call(app: KolabApp, force_tcp: bool = False, subscriber_relay: d
     video, audio = CountingVideoTrack(), AudioStreamTrack()
     publisher = await _peer(app, room, 3, [video, audio], relay=tcp, force_tcp=force_tcp)
     await publisher.create_send_transport(force_tcp=force_tcp, relay=tcp if publisher_relay is None else publisher_relay)
-    await publisher.produce(video, "webcam")
+    await publisher.produce(video, "webcam", video_codec)
     await publisher.produce(audio, "mic")
     for subscriber in subscribers:
         await subscriber.wait_consumers(2)
@@ -92,6 +92,18 @@ async def test_call_decodes_video_and_audio(app: KolabApp, force_tcp: bool) -> N
             assert dump["srtpProfile"] == "AEAD_AES_256_GCM", "our first choice, which aiortc supports"
             assert dump["iceSelectedTuple"]["protocol"] == ("tcp" if force_tcp else "udp")
             assert dump["iceState"] == "completed" and dump["dtlsState"] == "connected"
+    finally:
+        await call.close()
+
+
+async def test_h264_call_decodes(app: KolabApp) -> None:
+    call = await start_call(app, video_codec="video/H264")
+    try:
+        consumer = call.subscribers[0].consumer_of_kind("video")
+        assert consumer.rtpParameters.codecs[0].mimeType.lower() == "video/h264"
+        assert consumer.rtpParameters.codecs[0].parameters["profile-level-id"] == "42e01f"
+        shares = await decoded_share(call)
+        assert all(share >= 0.9 for share in shares), shares
     finally:
         await call.close()
 

@@ -111,8 +111,13 @@ class WebRtcPeer:
 
         return info
 
-    async def produce(self, track: MediaStreamTrack, source: str) -> Any:
-        return await self.send_transport.produce(track=track, stopTracks=False, appData={"source": source})
+    async def produce(self, track: MediaStreamTrack, source: str, mime_type: str | None = None) -> Any:
+        """Produce a track, with the device's codec of `mime_type` if given (e.g. video/H264)."""
+        codec = None
+        if mime_type is not None:
+            codec = next(c for c in self.device.rtpCapabilities.codecs if c.mimeType.lower() == mime_type.lower())
+        return await self.send_transport.produce(track=track, stopTracks=False, codec=codec,
+                                                 appData={"source": source})
 
     async def _on_server_request(self, request: dict[str, Any]) -> Any:
         if request["method"] != "newConsumer":
