@@ -431,12 +431,19 @@ def get_producer_rtp_mapping(
     }
 
 
-_PER_STREAM_EXTENSIONS = (MID, RTP_STREAM_ID, REPAIRED_RTP_STREAM_ID)
+_PER_STREAM_EXTENSIONS = (RTP_STREAM_ID, REPAIRED_RTP_STREAM_ID)
 
 
-def consumer_extension_map(kind: str, consumer_params: dict[str, Any], router_caps: dict[str, Any]) -> list[int] | None:
-    """A 256-entry table: router extension id -> the consumer's (0: not sent); None if the same ids."""
+def consumer_extension_map(kind: str, consumer_params: dict[str, Any], router_caps: dict[str, Any],
+                           producer_mid: str | None = None) -> list[int] | None:
+    """A 256-entry table: router extension id -> the consumer's (0: not sent); None if the same ids.
+
+    The worker writes the consumer's MID over the producer's where both have the
+    same length; otherwise the MID is not sent (the receiver then goes by SSRC).
+    """
     consumer_ids = {e["uri"]: e["id"] for e in consumer_params.get("headerExtensions", [])}
+    if len(consumer_params.get("mid") or "") != len(producer_mid or ""):
+        consumer_ids.pop(MID, None)
     table = list(range(256))
     same = True
     for ext in router_caps["headerExtensions"]:
@@ -451,7 +458,7 @@ def consumer_extension_map(kind: str, consumer_params: dict[str, Any], router_ca
 def _mapped_extensions(kind: str, extensions: list[dict[str, Any]], router_caps: dict[str, Any]) -> list[dict[str, int]]:
     """Producer extension ids -> the router's (0: dropped on the way in).
 
-    MID and RID values name the producer's own stream, so they never reach consumers.
+    RID values name the producer's own encodings, so they never reach consumers.
     """
     router_ids = {e["uri"]: e["preferredId"] for e in router_caps["headerExtensions"] if e["kind"] == kind}
     return [

@@ -76,7 +76,8 @@ class Transport(EventEmitter):
         answer = await self.worker.request("transport.consume", self.id, {
             "consumerId": consumer_id, "producerId": producer_id, "kind": producer.kind,
             "rtpParameters": params, "type": consumer_type, "paused": paused, "priority": priority,
-            "extensionMap": ortc.consumer_extension_map(producer.kind, params, self.router.rtp_capabilities),
+            "extensionMap": ortc.consumer_extension_map(producer.kind, params, self.router.rtp_capabilities,
+                                                        producer.rtp_parameters.get("mid")),
         })
         consumer = Consumer(consumer_id, self, producer, params, consumer_type,
                             paused, answer["producerPaused"], app_data)

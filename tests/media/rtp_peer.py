@@ -146,6 +146,7 @@ class Stream:
     seqs: list[int] = field(default_factory=list)
     timestamps: list[int] = field(default_factory=list)
     first_payload: bytes = b""
+    last_packet: bytes = b""
 
 
 class Receiver:
@@ -182,6 +183,7 @@ class Receiver:
         if not stream.seqs:
             stream.first_payload = payload
         stream.payload_types.add(b1 & 0x7F)
+        stream.last_packet = data
         stream.seqs.append(seq)
         stream.timestamps.append(ts)
         if b1 & 0x7F == VP8_PT:

@@ -50,7 +50,7 @@ class SimulcastSender:
             for index, payload in enumerate(payloads):
                 packet = RtpPacket(payload_type=VP8_PT, sequence_number=self.seq[rid], timestamp=ts, ssrc=ssrc,
                                    marker=index == len(payloads) - 1, payload=payload)
-                packet.extensions.mid = "0"
+                packet.extensions.mid = "7"
                 packet.extensions.rtp_stream_id = rid
                 self.seq[rid] = (self.seq[rid] + 1) & 0xFFFF
                 self.rtp.sendto(packet.serialize(EXTENSIONS), address)
@@ -83,7 +83,7 @@ class SizedReceiver(Receiver):
 
 def _producer_parameters() -> dict[str, Any]:
     return {
-        "mid": "0",
+        "mid": "7",
         "codecs": [{"mimeType": "video/VP8", "payloadType": VP8_PT, "clockRate": 90000,
                     "rtcpFeedback": [{"type": "nack", "parameter": "pli"}]}],
         "headerExtensions": [{"uri": MID, "id": 1}, {"uri": RTP_STREAM_ID, "id": 2}],
@@ -120,12 +120,19 @@ async def test_simulcast_forwards_the_best_live_encoding(app: KolabApp, browsers
         assert receiver.widths and set(receiver.widths[-10:]) == {320}
         await sender.stream(address, 3.0, ("r0",))
         await viewer.wait_for("consumerLayersChanged", lambda d: d["layers"]["spatialLayer"] == 0)
+        await sender.stream(address, 1.0, ("r0",))
         assert set(receiver.widths[-10:]) == {160}
-        await sender.stream(address, 3.0, ("r0", "r1"))
+        await sender.stream(address, 2.0, ("r0", "r1"))
+        switches = viewer.seen("consumerLayersChanged")
+        assert [d["layers"]["spatialLayer"] for d in switches] == [1, 0, 1]
+        await sender.stream(address, 1.0, ("r0", "r1"))
         assert set(receiver.widths[-10:]) == {320}
         (ssrc,) = receiver.streams
         assert ssrc == consumer["rtpParameters"]["encodings"][0]["ssrc"]
         assert gap_free(receiver.streams[ssrc].seqs)
+        last = RtpPacket.parse(receiver.streams[ssrc].last_packet, EXTENSIONS)
+        assert last.extensions.mid == consumer["rtpParameters"]["mid"], "the consumer's MID replaces the producer's"
+        assert last.extensions.rtp_stream_id is None, "RIDs name the producer's encodings: not forwarded"
     finally:
         sender.rtp.close()
         sender.rtcp.close()

@@ -52,6 +52,8 @@ class Consumer:
         self._clock_rate: int = media["clockRate"]
         self.rtx_pt = self._rtx_payload_type(media["payloadType"])
         self.ext_map: bytes | None = bytes(data["extensionMap"]) if data.get("extensionMap") else None
+        mid, producer_mid = self.rtp_parameters.get("mid"), producer.mid
+        self._mid = mid.encode() if mid and producer_mid and len(mid) == len(producer_mid) else None
         self._pt_map = self._payload_type_map()
         self._is_video = self.kind == "video"
         self.rtx_buffer = RetransmissionBuffer() if self._is_video and self._wants_nack(media) else None
@@ -140,8 +142,10 @@ class Consumer:
             self.last_sent = now
 
     def _stamp(self, buf: bytearray, now: float) -> None:
-        """Per-transport header extension values: send time and transport-wide sequence number."""
+        """Per-consumer header extension values: MID, send time, transport-wide sequence number."""
         producer = self.producer
+        if producer.mid_at > 0 and self._mid is not None:
+            buf[producer.mid_at:producer.mid_at + len(self._mid)] = self._mid
         if producer.abs_send_time_at > 0:
             set_abs_send_time(buf, producer.abs_send_time_at, now)
         if producer.twcc_at > 0:

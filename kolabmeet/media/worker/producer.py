@@ -22,6 +22,7 @@ _SEQ_TS = struct.Struct("!HI")
 
 KEYFRAME_REQUEST_INTERVAL = 0.5
 NACK_INTERVAL = 0.04
+MID_ID = 1
 ABS_SEND_TIME_ID = 4
 TRANSPORT_WIDE_CC_ID = 5
 
@@ -30,8 +31,8 @@ class Producer:
     """Receives one track (an RTP stream per encoding, plus RTX) and hands packets to consumers.
 
     Header extension ids are mapped to the router's on the way in, so every
-    consumer sees the router's ids; `abs_send_time_at` and `twcc_at` give the
-    current packet's value offsets for consumers to fill in.
+    consumer sees the router's ids; `abs_send_time_at`, `twcc_at` and `mid_at`
+    give the current packet's value offsets for consumers to fill in.
     """
 
     def __init__(self, producer_id: str, transport: "Transport", data: dict[str, Any],
@@ -48,6 +49,7 @@ class Producer:
         self.closed = False
         self.abs_send_time_at = -1
         self.twcc_at = -1
+        self.mid_at = -1
         self._notify = notify
         self._pt_map = self._mapped_payload_types()
         self._ext_map = self._mapped_extension_ids()
@@ -181,8 +183,9 @@ class Producer:
                 rewrite_extension_ids(buf, length, self._ext_map)
             self.abs_send_time_at = find_extension(buf, length, ABS_SEND_TIME_ID)[0]
             self.twcc_at = find_extension(buf, length, TRANSPORT_WIDE_CC_ID)[0]
+            self.mid_at = find_extension(buf, length, MID_ID)[0]
         else:
-            self.abs_send_time_at = self.twcc_at = -1
+            self.abs_send_time_at = self.twcc_at = self.mid_at = -1
         keyframe = False
         if self.keyframe_waiters and self._is_keyframe is not None:
             start, end = payload_bounds(buf, length)

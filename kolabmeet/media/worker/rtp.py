@@ -18,7 +18,6 @@ ONE_BYTE_PROFILE = 0xBEDE
 TWO_BYTE_PROFILE = 0x1000
 """Two-byte header profiles are 0x1000-0x100F (low 4 bits are appbits)."""
 
-_SEQ_TS_SSRC = struct.Struct("!HII")
 _EXT_HEADER = struct.Struct("!HH")
 _U16 = struct.Struct("!H")
 _ZEROS = bytes(257)
@@ -28,12 +27,6 @@ _NO_BLOCK = (0, -1, -1)
 def is_rtp(buf: Buffer, length: int) -> bool:
     """True for an RTP v2 packet (not RTCP muxed on the same port, RFC 5761)."""
     return length >= RTP_HEADER_SIZE and buf[0] >> 6 == 2 and not 64 <= buf[1] & 0x7F <= 95
-
-
-def rewrite_header(buf: Buffer, payload_type: int, seq: int, timestamp: int, ssrc: int) -> None:
-    """Overwrite payload type (keeping the marker bit), sequence number, timestamp and SSRC."""
-    buf[1] = (buf[1] & 0x80) | (payload_type & 0x7F)
-    _SEQ_TS_SSRC.pack_into(buf, 2, seq & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc & 0xFFFFFFFF)
 
 
 def _csrc_end(buf: Buffer, length: int) -> int:

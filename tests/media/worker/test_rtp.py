@@ -11,7 +11,6 @@ from kolabmeet.media.worker.rtp import (
     is_rtp,
     payload_bounds,
     rewrite_extension_ids,
-    rewrite_header,
     set_abs_send_time,
     set_transport_wide_seq,
 )
@@ -153,15 +152,6 @@ def test_set_abs_send_time_and_twcc_seq():
     assert pkt.extensions.mid == "0"
     set_abs_send_time(buf, 17, 64.25)  # 6 integer bits: wraps every 64 s
     assert bytes(buf[17:20]) == bytes.fromhex("010000")
-
-
-def test_rewrite_header_keeps_marker():
-    buf, n = in_buffer(ONE_BYTE)
-    rewrite_header(buf, 100, 0x10000 + 5, 1 << 32 | 9, 0x01020304)
-    pkt = RtpPacket.parse(bytes(buf[:n]))
-    assert (pkt.marker, pkt.payload_type, pkt.sequence_number, pkt.timestamp, pkt.ssrc) == (
-        1, 100, 5, 9, 0x01020304)
-    assert payload_bounds(buf, n) == (28, 32)
 
 
 def test_rewrite_extension_ids_one_byte_in_place():
