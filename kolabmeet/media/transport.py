@@ -55,8 +55,11 @@ class Transport(EventEmitter):
             "rtpMapping": mapping, "paused": paused,
         })
         producer = Producer(producer_id, self, kind, params, answer["type"], consumable, paused, app_data)
-        self.producers[producer_id] = producer
-        self.router.producers[producer_id] = producer
+        return self._add_producer(producer)
+
+    def _add_producer(self, producer: Producer) -> Producer:
+        self.producers[producer.id] = producer
+        self.router.producers[producer.id] = producer
         producer.once("close", lambda: self._forget_producer(producer))
         return producer
 
@@ -82,8 +85,11 @@ class Transport(EventEmitter):
         consumer = Consumer(consumer_id, self, producer, params, consumer_type,
                             paused, answer["producerPaused"], app_data)
         consumer.priority = priority
-        self.consumers[consumer_id] = consumer
-        consumer.once("close", lambda: self.consumers.pop(consumer_id, None))
+        return self._add_consumer(consumer)
+
+    def _add_consumer(self, consumer: Consumer) -> Consumer:
+        self.consumers[consumer.id] = consumer
+        consumer.once("close", lambda: self.consumers.pop(consumer.id, None))
         return consumer
 
     def _forget_producer(self, producer: Producer) -> None:

@@ -16,16 +16,22 @@ from kolabmeet.signaling.peer import Peer
 if TYPE_CHECKING:
     from kolabmeet.config import Config
     from kolabmeet.media.pool import WorkerPool
+    from kolabmeet.media.producer import Producer
     from kolabmeet.media.router import Router
+    from kolabmeet.media.worker_proxy import Worker
     from kolabmeet.signaling.notifier import Notifier
 
 log = logging.getLogger("kolabmeet.signaling")
 
 UNUSED_ROOM_TIMEOUT = 6 * 3600.0
+PIPE_LISTEN_IP = "127.0.0.1"
 
 
 class Room:
-    """Peers of one meeting and the router their media goes through.
+    """Peers of one meeting and the routers their media goes through.
+
+    A room starts on one router; past ROUTER_SCALE_SIZE peers per router it
+    spreads to other workers, its producers piped between its routers.
 
     The room closes `room_empty_timeout` after its last peer leaves (or
     UNUSED_ROOM_TIMEOUT after creation if nobody ever connects); `on_close`
@@ -40,7 +46,7 @@ class Room:
         self.pool = pool
         self.notifier = notifier
         self.peers: dict[str, Peer] = {}
-        self.router: "Router | None" = None
+        self.routers: list["Router"] = []
         self.closed = False
         self._on_close = on_close
         self._router_lock = asyncio.Lock()
@@ -65,26 +71,66 @@ class Room:
             self._empty_timer.cancel()
             self._empty_timer = None
 
-    async def router_for(self, peer: Peer) -> "Router":
-        """The router of the room, created on the least-loaded worker at first need.
+    @property
+    def router(self) -> "Router | None":
+        """The room's first live router (the only one until the room spreads)."""
+        live = self.live_routers()
+        return live[0] if live else None
 
-        Serialized: peers connecting at once share one router.
+    def live_routers(self) -> list["Router"]:
+        return [r for r in self.routers if not r.closed]
+
+    async def router_for(self, peer: Peer) -> "Router":
+        """The peer's router: the room's first with fewer than ROUTER_SCALE_SIZE peers, else the
+        room's router on the least-loaded worker, made there if need be.
+
+        Serialized: peers connecting at once never make two routers where one will do.
         """
         async with self._router_lock:
-            if self.router is None or self.router.closed:
+            if peer.router is not None and not peer.router.closed:
+                return peer.router
+            live = self.live_routers()
+            router = next((r for r in live if r.peer_count < self.config.router_scale_size), None)
+            if router is None:
                 worker = self.pool.least_loaded()
-                self.router = await worker.create_router(router_rtp_capabilities())
-                self.router.once("workerclose", self._on_router_lost)
-                log.info("room %s: router %s on media worker %d", self.id, self.router.id, worker.index)
-            if peer.router is not self.router:
-                self.router.peer_count += 1
-                peer.router = self.router
-            return self.router
+                router = next((r for r in live if r.worker is worker), None) or await self._new_router(worker)
+            router.peer_count += 1
+            peer.router = router
+            return router
 
-    def _on_router_lost(self) -> None:
-        """Its worker died: every peer's media is gone, so every peer is closed."""
-        log.warning("room %s lost its media worker: closing its %d peer(s)", self.id, len(self.peers))
+    async def _new_router(self, worker: "Worker") -> "Router":
+        """A router on `worker`, with every producer of the room piped into it."""
+        router = await worker.create_router(router_rtp_capabilities())
+        router.once("workerclose", lambda: self._on_router_lost(router))
+        self.routers.append(router)
+        log.info("room %s: router %s on media worker %d (%d router(s))", self.id, router.id, worker.index,
+                 len(self.live_routers()))
         for peer in list(self.peers.values()):
+            for producer in list(peer.producers.values()):
+                await self._pipe(producer, router)
+        return router
+
+    async def pipe_to_other_routers(self, producer: "Producer") -> None:
+        """A new producer becomes consumable on every router of the room."""
+        for router in self.live_routers():
+            if router is not producer.transport.router:
+                await self._pipe(producer, router)
+
+    async def _pipe(self, producer: "Producer", router: "Router") -> None:
+        source = producer.transport.router
+        if producer.closed or source.closed or router.closed:
+            return
+        try:
+            await source.pipe_producer(producer, router, PIPE_LISTEN_IP,
+                                       (self.config.rtc_min_port, self.config.rtc_max_port))
+        except MediaError as exc:
+            log.warning("room %s: piping producer %s to router %s failed: %s", self.id, producer.id, router.id, exc)
+
+    def _on_router_lost(self, router: "Router") -> None:
+        """Its worker died: the media of the peers on it is gone, so those peers are closed."""
+        lost = [p for p in self.peers.values() if p.router is router]
+        log.warning("room %s lost media worker %d: closing its %d peer(s)", self.id, router.worker.index, len(lost))
+        for peer in lost:
             self.spawn(self.close_peer(peer))
 
     async def close_peer(self, peer: Peer, tell_others: bool = True) -> None:
@@ -129,11 +175,11 @@ class Room:
             self._empty_timer.cancel()
         for peer in list(self.peers.values()):
             await self.close_peer(peer, tell_others=False)
-        if self.router is not None:
+        for router in self.live_routers():
             try:
-                await self.router.close()
+                await router.close()
             except MediaError as exc:
-                log.warning("room %s: closing its router: %s", self.id, exc)
+                log.warning("room %s: closing router %s: %s", self.id, router.id, exc)
         log.info("room %s closed", self.id)
         self._on_close(self)
 

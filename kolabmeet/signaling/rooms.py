@@ -42,7 +42,7 @@ class Rooms:
 
     def worker_died(self, worker: "Worker") -> None:
         """Rooms on a dead worker lose their media; their routers tell them (see Room)."""
-        count = sum(1 for room in self.rooms.values() if room.router is not None and room.router.worker is worker)
+        count = sum(1 for room in self.rooms.values() if any(r.worker is worker for r in room.routers))
         log.warning("media worker %d died with %d room(s) on it", worker.index, count)
 
     async def close(self) -> None:

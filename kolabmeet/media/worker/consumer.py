@@ -102,6 +102,10 @@ class Consumer:
                 table[pt | 0x80] = pt | 0x80
         return bytes(table)
 
+    def ssrcs(self) -> list[int]:
+        """The SSRCs this consumer sends on (feedback about them reaches it)."""
+        return [e["ssrc"] for e in self.rtp_parameters["encodings"]]
+
     def start(self) -> None:
         """Attach to the producer and start flowing unless paused."""
         self.producer.add_consumer(self)

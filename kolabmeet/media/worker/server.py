@@ -11,6 +11,7 @@ from typing import Any, Callable
 from kolabmeet.media.channel import Channel, ChannelClosedError
 from kolabmeet.media.errors import InvalidStateError, MediaError
 from kolabmeet.media.worker.consumer import Consumer
+from kolabmeet.media.worker.pipe_transport import PipeTransport
 from kolabmeet.media.worker.plain_transport import PlainTransport
 from kolabmeet.media.worker.producer import Producer
 from kolabmeet.media.worker.router import Router
@@ -42,6 +43,7 @@ class WorkerServer:
             "worker.createWebRtcServer": (None, self._create_webrtc_server),
             "router.createPlainTransport": (Router, self._create_plain_transport),
             "router.createWebRtcTransport": (Router, self._create_webrtc_transport),
+            "router.createPipeTransport": (Router, self._create_pipe_transport),
             "transport.restartIce": (WebRtcTransport, lambda t, _d: t.restart_ice()),
             "transport.connect": (Transport, lambda t, d: t.connect(d)),
             "transport.produce": (Transport, self._produce),
@@ -125,10 +127,16 @@ class WorkerServer:
         self.routers.pop(router.id, None)
 
     def _create_plain_transport(self, router: Router, data: dict[str, Any]) -> dict[str, Any]:
+        return self._add_transport(router, PlainTransport, data)
+
+    def _create_pipe_transport(self, router: Router, data: dict[str, Any]) -> dict[str, Any]:
+        return self._add_transport(router, PipeTransport, data)
+
+    def _add_transport(self, router: Router, kind: type[PlainTransport], data: dict[str, Any]) -> dict[str, Any]:
         transport_id = data["transportId"]
         if transport_id in self.objects:
             raise MediaError(f"transport {transport_id} already exists")
-        transport = PlainTransport(transport_id, router, self.notify, data)
+        transport = kind(transport_id, router, self.notify, data)
         router.add_transport(transport)
         return transport.info()
 

@@ -101,12 +101,16 @@ class Transport(ABC):
         producer = self.router.producers.get(data["producerId"])
         if producer is None:
             raise MediaError(f"producer {data['producerId']} not found")
-        consumer = Consumer(data["consumerId"], self, producer, data, self.notify)
+        consumer = self.make_consumer(producer, data)
         self.consumers[consumer.id] = consumer
-        self._consumer_by_ssrc[consumer.ssrc] = consumer
+        for ssrc in consumer.ssrcs():
+            self._consumer_by_ssrc[ssrc] = consumer
         self.router.objects[consumer.id] = consumer
         consumer.start()
         return consumer
+
+    def make_consumer(self, producer: Producer, data: dict[str, Any]) -> Consumer:
+        return Consumer(data["consumerId"], self, producer, data, self.notify)
 
     def remove_producer(self, producer: Producer) -> None:
         self.producers.pop(producer.id, None)
@@ -118,7 +122,8 @@ class Transport(ABC):
 
     def remove_consumer(self, consumer: Consumer) -> None:
         self.consumers.pop(consumer.id, None)
-        self._consumer_by_ssrc.pop(consumer.ssrc, None)
+        for ssrc in consumer.ssrcs():
+            self._consumer_by_ssrc.pop(ssrc, None)
         self.router.objects.pop(consumer.id, None)
 
     def receive_rtp(self, buf: bytearray, length: int) -> None:

@@ -146,8 +146,14 @@ async def produce(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     peer = ctx.peer
     peer.producers[producer.id] = producer
     producer.once("close", lambda: peer.producers.pop(producer.id, None))
-    ctx.room.spawn(consume_from_all(ctx, peer, producer))
+    ctx.room.spawn(_share(ctx, producer))
     return {"id": producer.id}
+
+
+async def _share(ctx: Context, producer: Producer) -> None:
+    """Pipe a new producer to the room's other routers, then offer it to every other peer."""
+    await ctx.room.pipe_to_other_routers(producer)
+    await consume_from_all(ctx, ctx.peer, producer)
 
 
 async def close_producer(ctx: Context, data: dict[str, Any]) -> None:

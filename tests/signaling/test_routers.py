@@ -1,0 +1,117 @@
+"""A room past ROUTER_SCALE_SIZE spreads to another worker; media crosses by pipe transports."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+
+from kolabmeet.app import Server
+from tests.helpers import Browser, KolabApp, joined
+from tests.media.rtp_peer import Receiver, Sender, gap_free
+
+
+async def _viewer(app: KolabApp, room: str) -> tuple[Browser, Receiver]:
+    browser = await joined(app, room, role=1, nickname="viewer")
+    receiver = Receiver()
+    await receiver.open()
+    transport = await browser.ok("createPlainTransport", {"producing": False, "consuming": True})
+    rtp_port, rtcp_port = receiver.ports
+    await browser.ok("connectPlainTransport", {"transportId": transport["id"], "ip": "127.0.0.1",
+                                               "port": rtp_port, "rtcpPort": rtcp_port})
+    return browser, receiver
+
+
+async def _publish(browser: Browser, sender: Sender) -> tuple[tuple[str, int], dict[str, str]]:
+    await sender.open()
+    transport = await browser.ok("createPlainTransport", {"producing": True, "consuming": False})
+    sender.send_sender_report(("127.0.0.1", transport["rtcpPort"]))
+    producers = {}
+    for kind, source in (("video", "webcam"), ("audio", "mic")):
+        answer = await browser.ok("produce", {"transportId": transport["id"], "kind": kind,
+                                              "rtpParameters": sender.rtp_parameters(kind),
+                                              "appData": {"source": source}})
+        producers[kind] = answer["id"]
+    return ("127.0.0.1", transport["port"]), producers
+
+
+def _server_peer(server: Server, browser: Browser) -> Any:
+    return server.rooms.get(browser.room_id).peers[browser.peer_id]
+
+
+async def _until(predicate: Any, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < end, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def test_room_spreads_over_workers_and_media_crosses(server_with: Any) -> None:
+    async with server_with(num_workers=2, router_scale_size=2) as server, aiohttp.ClientSession() as http:
+        app = KolabApp(server, http)
+        room = await app.create_room()
+        publisher = await joined(app, room, role=3, nickname="speaker")
+        near, near_receiver = await _viewer(app, room)
+        far, far_receiver = await _viewer(app, room)
+        rooms = server.rooms.get(room)
+        first, second = (_server_peer(server, b).router for b in (publisher, far))
+        assert _server_peer(server, near).router is first and first.peer_count == 2
+        assert second is not first and second.worker is not first.worker, "the third peer goes to the other worker"
+        assert rooms.live_routers() == [first, second]
+
+        sender = Sender()
+        address, producers = await _publish(publisher, sender)
+        for viewer in (near, far):
+            await viewer.wait_request("newConsumer", count=2)
+            peer = _server_peer(server, viewer)
+            await _until(lambda: len(peer.consumers) == 2 and not any(c.paused for c in peer.consumers.values()))
+        assert producers["video"] in second.producers, "piped under the same id"
+        await sender.stream(address, seconds=1.5)
+        await asyncio.sleep(0.2)
+        for viewer, receiver in ((near, near_receiver), (far, far_receiver)):
+            data = {r["data"]["kind"]: r["data"] for r in viewer.server_requests if r["method"] == "newConsumer"}
+            video = receiver.streams[data["video"]["rtpParameters"]["encodings"][0]["ssrc"]]
+            audio = receiver.streams[data["audio"]["rtpParameters"]["encodings"][0]["ssrc"]]
+            assert gap_free(video.seqs) and gap_free(audio.seqs)
+            assert receiver.frames_decoded >= 0.8 * sender.frames_sent, (receiver.frames_decoded, sender.frames_sent)
+            assert len(audio.seqs) >= 50
+
+        await publisher.ok("pauseProducer", {"producerId": producers["audio"]})
+        far_audio = next(r["data"]["id"] for r in far.server_requests if r["data"]["kind"] == "audio")
+        await far.wait_for("consumerPaused", lambda d: d["consumerId"] == far_audio)
+        await publisher.ok("closeProducer", {"producerId": producers["video"]})
+        far_video = next(r["data"]["id"] for r in far.server_requests if r["data"]["kind"] == "video")
+        await far.wait_for("consumerClosed", lambda d: d["consumerId"] == far_video)
+        await _until(lambda: producers["video"] not in second.producers)
+
+        sender.close()
+        for browser, receiver in ((near, near_receiver), (far, far_receiver)):
+            receiver.close()
+            await browser.close()
+        await publisher.close()
+
+
+async def test_producer_of_the_far_router_reaches_the_first(server_with: Any) -> None:
+    async with server_with(num_workers=2, router_scale_size=1) as server, aiohttp.ClientSession() as http:
+        app = KolabApp(server, http)
+        room = await app.create_room()
+        near, receiver = await _viewer(app, room)
+        publisher = await joined(app, room, role=3, nickname="far speaker")
+        assert _server_peer(server, publisher).router is not _server_peer(server, near).router
+        sender = Sender()
+        address, producers = await _publish(publisher, sender)
+        await near.wait_request("newConsumer", count=2)
+        peer = _server_peer(server, near)
+        await _until(lambda: len(peer.consumers) == 2 and not any(c.paused for c in peer.consumers.values()))
+        await sender.stream(address, seconds=1.0)
+        await asyncio.sleep(0.2)
+        assert receiver.frames_decoded >= 0.8 * sender.frames_sent
+        third = await joined(app, room, role=1, nickname="late")
+        assert _server_peer(server, third).router in server.rooms.get(room).live_routers()
+        assert len(server.rooms.get(room).live_routers()) == 2, "no third router with two workers"
+        sender.close()
+        receiver.close()
+        for browser in (near, publisher, third):
+            await browser.close()
