@@ -156,6 +156,7 @@ class Receiver:
         self.streams: dict[int, Stream] = {}
         self.rtcp_received: list[bytes] = []
         self.frames_decoded = 0
+        self.undecodable = 0
         self.rtcp_source_port = 0
         self.packets = asyncio.Event()
         self._decoder = Vp8Decoder()
@@ -191,10 +192,20 @@ class Receiver:
         self.packets.set()
 
     def _on_vp8(self, payload: bytes, ts: int, marker: bool) -> None:
-        self._frame_parts.append(vp8_depayload(payload))
+        try:
+            self._frame_parts.append(vp8_depayload(payload))
+        except ValueError:
+            self.undecodable += 1
+            return
         if marker:
             data, self._frame_parts = b"".join(self._frame_parts), []
-            self.frames_decoded += len(self._decoder.decode(JitterFrame(data, ts)))
+            try:
+                self.on_frames(self._decoder.decode(JitterFrame(data, ts)))
+            except av.error.FFmpegError:
+                self.undecodable += 1
+
+    def on_frames(self, frames: list[Any]) -> None:
+        self.frames_decoded += len(frames)
 
     def count(self, ssrc: int) -> int:
         stream = self.streams.get(ssrc)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
+import aiohttp
 import pytest
 
 from kolabmeet.media.worker import rtcp
@@ -36,6 +39,11 @@ class Call:
     subscribers: list[Subscriber]
     producers: dict[str, str]
 
+    def close(self) -> None:
+        self.sender.close()
+        for subscriber in self.subscribers:
+            subscriber.receiver.close()
+
 
 async def _subscriber(app: KolabApp, room: str, browsers: list[Browser]) -> Subscriber:
     browser = await joined(app, room, role=1, nickname="viewer")
@@ -52,6 +60,12 @@ async def _subscriber(app: KolabApp, room: str, browsers: list[Browser]) -> Subs
 @pytest.fixture
 async def call(app: KolabApp, browsers: list[Browser]) -> AsyncIterator[Call]:
     """A publisher producing VP8 and Opus, two subscribers whose consumers are acknowledged."""
+    made = await make_call(app, browsers)
+    yield made
+    made.close()
+
+
+async def make_call(app: KolabApp, browsers: list[Browser]) -> Call:
     room = await app.create_room()
     subscribers = [await _subscriber(app, room, browsers) for _ in range(2)]
     publisher = await joined(app, room, role=3, nickname="speaker")
@@ -72,10 +86,7 @@ async def call(app: KolabApp, browsers: list[Browser]) -> AsyncIterator[Call]:
         await subscriber.browser.wait_request("newConsumer", count=2)
         server_peer = app.server.rooms.get(room).peers[subscriber.browser.peer_id]
         await _wait(lambda: len(server_peer.consumers) == 2 and not any(c.paused for c in server_peer.consumers.values()))
-    yield Call(publisher, sender, ("127.0.0.1", transport["port"]), rtcp_address, subscribers, producers)
-    sender.close()
-    for subscriber in subscribers:
-        subscriber.receiver.close()
+    return Call(publisher, sender, ("127.0.0.1", transport["port"]), rtcp_address, subscribers, producers)
 
 
 async def _wait(predicate: Any, timeout: float = 5.0) -> None:
@@ -185,3 +196,42 @@ async def test_sender_reports_and_key_frame_requests(call: Call) -> None:
 def _server_rtcp_port(sub: Subscriber) -> int:
     """The server's RTCP port of the subscriber's transport, learnt from an SR it sent."""
     return sub.receiver.rtcp_source_port
+
+
+async def test_malformed_rtp_and_rtcp_do_not_harm_the_worker(server_with: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Random headers, extensions, CSRC counts and padding under a real producer's SSRC.
+
+    The worker runs in this process, so that any exception it logs fails the test.
+    """
+    caplog.set_level(logging.ERROR)
+    async with server_with(in_process_workers=True) as server, aiohttp.ClientSession() as http:
+        browsers: list[Browser] = []
+        call = await make_call(KolabApp(server, http), browsers)
+        try:
+            await _flood(call)
+        finally:
+            call.close()
+            for browser in browsers:
+                await browser.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+async def _flood(call: Call) -> None:
+    rng = random.Random(5)
+    ssrc = call.sender.video_ssrc.to_bytes(4, "big")
+    for _ in range(3000):
+        size = rng.randrange(12, 400)
+        data = bytearray(rng.randbytes(size))
+        data[0] = 0x80 | rng.randrange(64)
+        data[1] = rng.choice((101, 101 | 0x80, 100, rng.randrange(256)))
+        data[8:12] = ssrc
+        call.sender.rtp.sendto(bytes(data), call.rtp_address)
+        call.sender.rtcp.sendto(bytes([0x80 | rng.randrange(32), rng.randrange(192, 224)]) + rng.randbytes(size),
+                                call.rtcp_address)
+    await asyncio.sleep(0.3)
+    sub = call.subscribers[0]
+    audio_before = sub.receiver.count(sub.ssrc("audio"))
+    await call.sender.stream(call.rtp_address, seconds=0.5)
+    await asyncio.sleep(0.1)
+    assert sub.receiver.count(sub.ssrc("audio")) > audio_before + 10
+    assert await call.publisher.ok("ping") is None

@@ -70,15 +70,9 @@ class SizedReceiver(Receiver):
         super().__init__()
         self.widths: list[int] = []
 
-    def _on_vp8(self, payload: bytes, ts: int, marker: bool) -> None:
-        from aiortc.codecs.vpx import vp8_depayload
-        from aiortc.jitterbuffer import JitterFrame
-
-        self._frame_parts.append(vp8_depayload(payload))
-        if marker:
-            data, self._frame_parts = b"".join(self._frame_parts), []
-            for frame in self._decoder.decode(JitterFrame(data, ts)):
-                self.widths.append(frame.width)
+    def on_frames(self, frames: list[Any]) -> None:
+        super().on_frames(frames)
+        self.widths.extend(frame.width for frame in frames)
 
 
 def _producer_parameters() -> dict[str, Any]:
