@@ -12,7 +12,6 @@ and the resident memory the control process and the worker gain per peer.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import time

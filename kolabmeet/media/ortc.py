@@ -455,7 +455,8 @@ def consumer_extension_map(kind: str, consumer_params: dict[str, Any], router_ca
     return None if same else table
 
 
-def _mapped_extensions(kind: str, extensions: list[dict[str, Any]], router_caps: dict[str, Any]) -> list[dict[str, int]]:
+def _mapped_extensions(kind: str, extensions: list[dict[str, Any]],
+                       router_caps: dict[str, Any]) -> list[dict[str, int]]:
     """Producer extension ids -> the router's (0: dropped on the way in).
 
     RID values name the producer's own encodings, so they never reach consumers.

@@ -85,7 +85,9 @@ class Worker(EventEmitter):
                       timeout: float = REQUEST_TIMEOUT) -> Any:
         """Send a request; its answer, or a MediaError that says why not."""
         if self.closed:
-            raise WorkerDiedError(f"media worker {self.index} is gone") if self.died else InvalidStateError("worker closed")
+            if self.died:
+                raise WorkerDiedError(f"media worker {self.index} is gone")
+            raise InvalidStateError("worker closed")
         request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future

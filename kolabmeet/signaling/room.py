@@ -167,12 +167,13 @@ class Room:
         self._empty_timer = loop.call_later(delay, lambda: self.spawn(self.close()))
 
     async def close(self) -> None:
-        """Close every peer (no peerClosed) and the router; the registry forgets the room."""
+        """The registry forgets the room at once; then every peer (no peerClosed) and router close."""
         if self.closed:
             return
         self.closed = True
         if self._empty_timer is not None:
             self._empty_timer.cancel()
+        self._on_close(self)
         for peer in list(self.peers.values()):
             await self.close_peer(peer, tell_others=False)
         for router in self.live_routers():
@@ -181,7 +182,6 @@ class Room:
             except MediaError as exc:
                 log.warning("room %s: closing router %s: %s", self.id, router.id, exc)
         log.info("room %s closed", self.id)
-        self._on_close(self)
 
     def spawn(self, coro: Any) -> None:
         """Run a room task in the background; failures are logged, never lost."""

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.helpers import Browser, KolabApp, joined
+from tests.helpers import KolabApp, joined
 
 
 async def test_killed_worker_is_replaced(server_with: Any, caplog: pytest.LogCaptureFixture) -> None:

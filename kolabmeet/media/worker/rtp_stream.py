@@ -84,7 +84,8 @@ class RecvStream:
         if self.last_sr_time:
             dlsr = int((time.monotonic() - self.last_sr_time) * 65536) & 0xFFFFFFFF
         return rtcp.ReportBlock(ssrc=self.ssrc, fraction_lost=min(fraction, 255),
-                                packets_lost=min(self.lost, 0x7FFFFF), highest_seq=(self.cycles + self.max_seq) & 0xFFFFFFFF,
+                                packets_lost=min(self.lost, 0x7FFFFF),
+                                highest_seq=(self.cycles + self.max_seq) & 0xFFFFFFFF,
                                 jitter=int(self.jitter), lsr=self.last_sr_ntp, dlsr=dlsr)
 
     def as_dict(self, mime_type: str) -> dict[str, Any]:

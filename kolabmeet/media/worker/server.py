@@ -98,7 +98,8 @@ class WorkerServer:
             reply = {"id": request_id, "accepted": False, "error": type(exc).__name__, "reason": str(exc)}
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("request %s failed: %r", method, exc)
-            reply = {"id": request_id, "accepted": False, "error": "TypeError", "reason": f"bad {method} request: {exc!r}"}
+            reply = {"id": request_id, "accepted": False, "error": "TypeError",
+                     "reason": f"bad {method} request: {exc!r}"}
         try:
             self.channel.send(reply)
         except ChannelClosedError:

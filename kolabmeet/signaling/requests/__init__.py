@@ -11,7 +11,7 @@ Handler = Callable[[Context, dict[str, Any]], Awaitable[Any]]
 
 HANDLERS: dict[str, Handler] = {
     "ping": room.ping,
-    "dumpStats": room.ping,
+    "dumpStats": room.dump_stats,
     "getRouterRtpCapabilities": room.get_router_rtp_capabilities,
     "join": room.join,
     "changeNickname": room.change_nickname,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kolabmeet.media import ortc
@@ -9,11 +10,20 @@ from kolabmeet.signaling.consumers import consume_all_for
 from kolabmeet.signaling.context import Context, text
 from kolabmeet.signaling.errors import RequestError
 
+log = logging.getLogger("kolabmeet.signaling")
+
 MAX_NICKNAME = 256
 
 
 async def ping(ctx: Context, data: dict[str, Any]) -> None:
     return None
+
+
+async def dump_stats(ctx: Context, data: dict[str, Any]) -> None:
+    """Log what the peer has; the client gets nothing back."""
+    peer = ctx.peer
+    log.info("room %s: peer %s (%s) has %d transport(s), %d producer(s), %d consumer(s)", ctx.room.id, peer.id,
+             peer.nickname, len(peer.transports), len(peer.producers), len(peer.consumers))
 
 
 async def get_router_rtp_capabilities(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
