@@ -47,6 +47,7 @@ class Config:
     webrtc_announced_address: str | None = None
     num_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     router_scale_size: int = 16
+    max_incoming_bitrate: int = 1_500_000
     rtc_min_port: int = 40000
     rtc_max_port: int = 49999
     webrtc_port_base: int = 44444
@@ -187,6 +188,7 @@ def load_config(env: Mapping[str, str] | None = None, dev: bool = False) -> Conf
         webrtc_announced_address=env.get("WEBRTC_ANNOUNCED_ADDRESS", "") or None,
         num_workers=_int(env, workers_var, os.cpu_count() or 1, 1, 256),
         router_scale_size=_int(env, "ROUTER_SCALE_SIZE", 16, 1, 10000),
+        max_incoming_bitrate=_int(env, "KOLABMEET_MAX_INCOMING_BITRATE", 1_500_000, 10_000, 100_000_000),
         rtc_min_port=rtc_min,
         rtc_max_port=rtc_max,
         webrtc_port_base=_int(env, "KOLABMEET_WEBRTC_PORT", 44444, 0, 65000),

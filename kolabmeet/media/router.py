@@ -80,12 +80,17 @@ class Router(EventEmitter):
         return transport
 
     async def create_webrtc_transport(self, enable_udp: bool = True, enable_tcp: bool = True,
-                                      prefer_udp: bool = True, app_data: Any = None) -> WebRtcTransport:
-        """A transport on the shared WebRTC port of this router's worker."""
+                                      prefer_udp: bool = True, max_incoming_bitrate: int | None = None,
+                                      app_data: Any = None) -> WebRtcTransport:
+        """A transport on the shared WebRTC port of this router's worker.
+
+        With `max_incoming_bitrate`, senders on it are asked (REMB) to stay below that many bit/s.
+        """
         self._check_open()
         transport_id = str(uuid.uuid4())
         info = await self.worker.request("router.createWebRtcTransport", self.id, {
             "transportId": transport_id, "enableUdp": enable_udp, "enableTcp": enable_tcp, "preferUdp": prefer_udp,
+            "maxIncomingBitrate": max_incoming_bitrate,
         })
         transport = WebRtcTransport(transport_id, self, info, app_data)
         self.transports[transport_id] = transport

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pytest
 from aiortc.mediastreams import AudioStreamTrack
 from pymediasoup.models.transport import IceParameters
@@ -155,3 +156,23 @@ async def test_restart_ice_gives_new_credentials_and_media_keeps_flowing(app: Ko
         assert shares[0] >= 0.9, shares
     finally:
         await call.close()
+
+
+async def test_senders_are_held_below_max_incoming_bitrate(server_with: Any) -> None:
+    async with server_with(max_incoming_bitrate=300_000) as server, aiohttp.ClientSession() as http:
+        call = await start_call(KolabApp(server, http))
+        try:
+            senders = call.publisher.send_transport._handler.pc.getSenders()
+            video = next(s for s in senders if s.track and s.track.kind == "video")
+
+            def target() -> int | None:
+                encoder = video._RTCRtpSender__encoder
+                return encoder.target_bitrate if encoder is not None else None
+
+            for _ in range(60):
+                if target() == 300_000:
+                    break
+                await asyncio.sleep(0.1)
+            assert target() == 300_000, "aiortc's VP8 encoder follows the server's REMB"
+        finally:
+            await call.close()

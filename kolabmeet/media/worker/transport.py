@@ -52,6 +52,7 @@ class Transport(ABC):
         self.closed = False
         self.bytes_received = 0
         self.bytes_sent = 0
+        self.max_incoming_bitrate: int | None = None
         self._ssrc_table: dict[int, Producer] = {}
         self._consumer_by_ssrc: dict[int, Consumer] = {}
         self._twcc_seq = 0
@@ -224,6 +225,8 @@ class Transport(ABC):
             blocks = producer.report_blocks()
             for start in range(0, len(blocks), 31):
                 self.send_rtcp(rtcp.receiver_report(self.rtcp_ssrc, blocks[start:start + 31]))
+        if self.max_incoming_bitrate and self._ssrc_table:
+            self.send_rtcp(rtcp.remb(self.rtcp_ssrc, self.max_incoming_bitrate, list(self._ssrc_table)[:255]))
 
     def state_changed(self) -> None:
         for consumer in list(self.consumers.values()):

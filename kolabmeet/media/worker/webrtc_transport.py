@@ -34,6 +34,7 @@ class WebRtcTransport(Transport):
         self.enable_udp = bool(data.get("enableUdp", True))
         self.enable_tcp = bool(data.get("enableTcp", True))
         self.prefer_udp = bool(data.get("preferUdp", True))
+        self.max_incoming_bitrate: int | None = data.get("maxIncomingBitrate")
         self.ice = IceLite(self._on_ice_state, self._on_selected_tuple, self.server.forget_tuple)
         self.dtls: DtlsSession | None = None
         self.dtls_state = "new"

@@ -67,6 +67,7 @@ async def create_webrtc_transport(ctx: Context, data: dict[str, Any]) -> dict[st
     _room_for_transport(ctx)
     router = await ctx.room.router_for(ctx.peer)
     transport = await router.create_webrtc_transport(enable_udp=not force_tcp, enable_tcp=True, prefer_udp=True,
+                                                     max_incoming_bitrate=ctx.config.max_incoming_bitrate,
                                                      app_data=flags)
     peer = ctx.peer
     peer.transports[transport.id] = transport
