@@ -44,6 +44,11 @@ PACKET_SIZE = 1116
 VP8_PT = 101
 SSRC = 0x1234ABCD
 _HEADER = struct.Struct("!BBHII")
+# As a browser sends them: one-byte header extensions MID "0" (id 1), abs-send-time (4), transport-cc (5).
+EXTENSIONS = bytes.fromhex("bede0003" "1030" "42000000" "510000" "000000")
+EXTENSION_IDS = [{"uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": 1},
+                 {"uri": "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", "id": 4},
+                 {"uri": "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01", "id": 5}]
 
 
 def worker_cpu_seconds(pid: int) -> float:
@@ -58,14 +63,15 @@ def send(sock: socket.socket, address: tuple[str, int], keys: SrtpKeys | None, r
     """Sender process: a VP8 key frame packet every 500, delta packets between, at `rate` per second."""
     srtp = SrtpSession(keys.profile, keys.local_key, keys.local_salt, outbound=True) if keys else None
     buffer = PacketBuffer()
-    key_payload = b"\x10\x00\x9d\x01\x2a" + bytes(PACKET_SIZE - 12 - 5)
-    delta_payload = b"\x10\x01" + bytes(PACKET_SIZE - 12 - 2)
+    size = PACKET_SIZE - 12 - len(EXTENSIONS)
+    key_payload = EXTENSIONS + b"\x10\x00\x9d\x01\x2a" + bytes(size - 5)
+    delta_payload = EXTENSIONS + b"\x10\x01" + bytes(size - 2)
     ready.wait()
     start = time.perf_counter()
     sent = 0
     while (elapsed := time.perf_counter() - start) < seconds:
         while sent < int(elapsed * rate):
-            packet = _HEADER.pack(0x80, VP8_PT, sent & 0xFFFF, sent * 3000 & 0xFFFFFFFF, SSRC)
+            packet = _HEADER.pack(0x90, VP8_PT, sent & 0xFFFF, sent * 3000 & 0xFFFFFFFF, SSRC)
             packet += key_payload if sent % 500 == 0 else delta_payload
             length = len(packet)
             buffer.data[:length] = packet
@@ -131,7 +137,7 @@ async def _publisher(app: KolabApp, room: str, webrtc: bool) -> tuple[Browser, A
     """The publisher's browser, sending socket, server address and SRTP keys (None for plain)."""
     browser = await _peer(app, room, 3)
     params = {"codecs": [{"mimeType": "video/VP8", "payloadType": VP8_PT, "clockRate": 90000}],
-              "encodings": [{"ssrc": SSRC}]}
+              "encodings": [{"ssrc": SSRC}], "headerExtensions": EXTENSION_IDS, "mid": "0"}
     if webrtc:
         client = WebRtcClient(browser)
         keys = await client.connect(producing=True)

@@ -133,8 +133,9 @@ class Consumer:
         out_ts = (ts + self._ts_off) & 0xFFFFFFFF
         buf[1] = pt
         _SEQ_TS_SSRC.pack_into(buf, 2, out_seq, out_ts, self.ssrc)
-        now = time.monotonic()
-        self._stamp(buf, now)
+        now = self.producer.now
+        if self.producer.stamped:
+            self._stamp(buf, now)
         if self.rtx_buffer is not None:
             self.rtx_buffer.store(out_seq, view, length, now * 1000)
         if self.transport.send_rtp(view, self.ext_map, self.priority):

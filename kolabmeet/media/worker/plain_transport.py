@@ -56,10 +56,12 @@ class PlainTransport(Transport):
             if length < 8 or (buf[0] & 0xC0) != 0x80:
                 continue
             if rtcp_port or 192 <= buf[1] <= 223:
-                self._learn(address, rtcp=True)
+                if self.comedia and self.rtcp_remote is None:
+                    self._learn(address, rtcp=True)
                 self.receive_rtcp(buf, length)
             elif length >= 12:
-                self._learn(address, rtcp=False)
+                if self.comedia and self.remote is None:
+                    self._learn(address, rtcp=False)
                 self.receive_rtp(buf, length)
 
     def _learn(self, address: Address, rtcp: bool) -> None:

@@ -11,7 +11,7 @@ from kolabmeet.media.capabilities import MID, REPAIRED_RTP_STREAM_ID as RRID, RT
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.keyframe import KEYFRAME_DETECTORS
 from kolabmeet.media.worker.retransmission import restore_rtx
-from kolabmeet.media.worker.rtp import find_extension, payload_bounds, rewrite_extension_ids
+from kolabmeet.media.worker.rtp import map_extensions, payload_bounds
 from kolabmeet.media.worker.rtp_stream import RecvStream
 
 if TYPE_CHECKING:
@@ -22,17 +22,17 @@ _SEQ_TS = struct.Struct("!HI")
 
 KEYFRAME_REQUEST_INTERVAL = 0.5
 NACK_INTERVAL = 0.04
-MID_ID = 1
-ABS_SEND_TIME_ID = 4
-TRANSPORT_WIDE_CC_ID = 5
+_STAMPED = (1, 4, 5)
+"""Router ids of the extensions consumers rewrite: MID, abs-send-time, transport-wide-cc."""
 
 
 class Producer:
     """Receives one track (an RTP stream per encoding, plus RTX) and hands packets to consumers.
 
     Header extension ids are mapped to the router's on the way in, so every
-    consumer sees the router's ids; `abs_send_time_at`, `twcc_at` and `mid_at`
-    give the current packet's value offsets for consumers to fill in.
+    consumer sees the router's ids; when `stamped`, `abs_send_time_at`,
+    `twcc_at` and `mid_at` give the current packet's value offsets for
+    consumers to fill in, and `now` its arrival time.
     """
 
     def __init__(self, producer_id: str, transport: "Transport", data: dict[str, Any],
@@ -47,9 +47,11 @@ class Producer:
         self.consumers: tuple["Consumer", ...] = ()
         self.keyframe_waiters = 0
         self.closed = False
+        self.stamped = False
         self.abs_send_time_at = -1
         self.twcc_at = -1
         self.mid_at = -1
+        self.now = 0.0
         self._notify = notify
         self._pt_map = self._mapped_payload_types()
         self._ext_map = self._mapped_extension_ids()
@@ -164,7 +166,8 @@ class Producer:
             ssrc, view, recovered = rtx, view[:length], True
         stream = self._streams.get(ssrc) or self._stream(ssrc)
         seq, ts = _SEQ_TS.unpack_from(buf, 2)
-        stream.update(seq, ts, length, time.monotonic())
+        self.now = now = time.monotonic()
+        stream.update(seq, ts, length, now)
         if recovered:
             stream.retransmitted += 1
         if stream.nack is not None:
@@ -179,13 +182,10 @@ class Producer:
         if mapped_pt == 0:
             return
         if buf[0] & 0x10:
-            if self._ext_map is not None:
-                rewrite_extension_ids(buf, length, self._ext_map)
-            self.abs_send_time_at = find_extension(buf, length, ABS_SEND_TIME_ID)[0]
-            self.twcc_at = find_extension(buf, length, TRANSPORT_WIDE_CC_ID)[0]
-            self.mid_at = find_extension(buf, length, MID_ID)[0]
+            self.mid_at, self.abs_send_time_at, self.twcc_at = map_extensions(buf, length, self._ext_map, _STAMPED)
+            self.stamped = True
         else:
-            self.abs_send_time_at = self.twcc_at = self.mid_at = -1
+            self.stamped = False
         keyframe = False
         if self.keyframe_waiters and self._is_keyframe is not None:
             start, end = payload_bounds(buf, length)

@@ -133,6 +133,48 @@ def rewrite_extension_ids(buf: Buffer, length: int, id_map: bytes) -> None:
         pos = stop
 
 
+def map_extensions(buf: Buffer, length: int, id_map: bytes | None,
+                   wanted: tuple[int, int, int]) -> tuple[int, int, int]:
+    """One pass over the extension block: ids mapped through ``id_map`` (as
+    :func:`rewrite_extension_ids` does; None keeps them), and the value offsets
+    of the three ``wanted`` (mapped) ids, -1 for each one absent."""
+    first = second = third = -1
+    profile, pos, end = extension_block(buf, length)
+    kind = _element_kind(profile)
+    id_a, id_b, id_c = wanted
+    while kind and pos < end:
+        b = buf[pos]
+        if b == 0:
+            pos += 1
+            continue
+        if kind == 1:
+            if b >> 4 == 15:
+                break
+            xid, value, stop = b >> 4, pos + 1, pos + 2 + (b & 0x0F)
+        else:
+            if pos + 2 > end:
+                break
+            xid, value, stop = b, pos + 2, pos + 2 + buf[pos + 1]
+        if stop > end:
+            break
+        if id_map is not None:
+            new_id = id_map[xid]
+            if new_id == 0 or (kind == 1 and new_id > 14):
+                buf[pos:stop] = _ZEROS[: stop - pos]
+                pos = stop
+                continue
+            buf[pos] = (new_id << 4) | (b & 0x0F) if kind == 1 else new_id
+            xid = new_id
+        if xid == id_a:
+            first = value
+        elif xid == id_b:
+            second = value
+        elif xid == id_c:
+            third = value
+        pos = stop
+    return first, second, third
+
+
 def set_abs_send_time(buf: Buffer, offset: int, seconds: float) -> None:
     """Write a 24-bit 6.18 fixed-point abs-send-time value at ``offset``."""
     value = int(seconds * 262144.0) & 0xFFFFFF

@@ -8,6 +8,7 @@ from kolabmeet.media.worker.rtp import (
     RTP_HEADER,
     extension_block,
     find_extension,
+    map_extensions,
     is_rtp,
     payload_bounds,
     rewrite_extension_ids,
@@ -254,3 +255,31 @@ def test_prefixes_and_garbage_never_raise():
             assert off == -1 or off + size <= n
             rewrite_extension_ids(buf, n, id_map)
             assert len(buf) == len(sample) and buf[n:] == sample[n:]
+
+
+# MID "0" (id 1), abs-send-time (id 4), transport-cc (id 5), one-byte form, 3 bytes of padding.
+BROWSER_EXTENSIONS = bytes.fromhex("90650001" "00000002" "00000003" "bede0003" "1030" "42aabbcc" "51dddd" "000000")
+
+
+def test_map_extensions_finds_offsets_in_one_pass():
+    buf, n = in_buffer(BROWSER_EXTENSIONS + b"payload")
+    assert map_extensions(buf, n, None, (1, 4, 5)) == (17, 19, 23)
+    assert bytes(buf[17:18]) == b"0" and bytes(buf[19:22]) == bytes.fromhex("aabbcc")
+    assert bytes(buf[23:25]) == bytes.fromhex("dddd")
+
+
+def test_map_extensions_maps_and_drops():
+    buf, n = in_buffer(BROWSER_EXTENSIONS + b"payload")
+    id_map = bytearray(256)
+    id_map[1], id_map[4], id_map[5] = 7, 0, 5
+    assert map_extensions(buf, n, bytes(id_map), (7, 4, 5)) == (17, -1, 23)
+    assert buf[16] == 0x70, "MID now has id 7"
+    assert bytes(buf[18:22]) == bytes(4), "abs-send-time became padding, the length kept"
+    assert payload_bounds(buf, n) == (28, n)
+
+
+def test_map_extensions_two_byte_form_and_garbage():
+    two_byte = bytes.fromhex("90650001" "00000002" "00000003" "10000002" "010130" "0403aabbcc" "00")
+    buf, n = in_buffer(two_byte)
+    assert map_extensions(buf, n, None, (1, 4, 5)) == (18, 21, -1)
+    assert map_extensions(bytearray(b"\x90" + bytes(20)), 21, None, (1, 4, 5)) == (-1, -1, -1)
