@@ -40,6 +40,8 @@ async def test_in_process_worker_answers_and_refuses() -> None:
     worker = await Worker.in_process()
     router = await worker.create_router(router_rtp_capabilities())
     assert (await router.dump())["id"] == router.id
+    usage = await worker.get_resource_usage()
+    assert usage["ru_utime"] > 0 and usage["ru_maxrss"] > 0
     with pytest.raises(InvalidStateError, match="not found"):
         await worker.request("transport.dump", "no-such-transport")
     with pytest.raises(MediaError, match="unknown method"):

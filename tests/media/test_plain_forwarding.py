@@ -235,3 +235,13 @@ async def _flood(call: Call) -> None:
     await asyncio.sleep(0.1)
     assert sub.receiver.count(sub.ssrc("audio")) > audio_before + 10
     assert await call.publisher.ok("ping") is None
+
+
+async def test_consumer_key_frame_request_reaches_the_sender(app: KolabApp, call: Call) -> None:
+    await call.sender.stream(call.rtp_address, seconds=0.6)
+    room = app.server.rooms.get(call.publisher.room_id)
+    video = next(c for c in room.peers[call.subscribers[0].browser.peer_id].consumers.values() if c.kind == "video")
+    plis = call.sender.plis
+    await video.request_key_frame()
+    await _wait(lambda: call.sender.plis > plis)
+    assert (await video.get_stats())[0]["pliCount"] >= 1
