@@ -20,6 +20,8 @@ from aiortc.jitterbuffer import JitterFrame
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.rtp import payload_bounds
 
+from tests.helpers import Browser, KolabApp, joined
+
 VP8_PT = 101
 OPUS_PT = 100
 _HEADER = struct.Struct("!BBHII")
@@ -220,3 +222,15 @@ class Receiver:
 def gap_free(seqs: list[int]) -> bool:
     """Each sequence number follows the previous one (mod 2^16)."""
     return all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:]))
+
+
+async def plain_viewer(app: KolabApp, room: str) -> tuple[Browser, Receiver]:
+    """A subscriber that joined and receives on a connected plain transport."""
+    browser = await joined(app, room, role=1, nickname="viewer")
+    receiver = Receiver()
+    await receiver.open()
+    transport = await browser.ok("createPlainTransport", {"producing": False, "consuming": True})
+    rtp_port, rtcp_port = receiver.ports
+    await browser.ok("connectPlainTransport", {"transportId": transport["id"], "ip": "127.0.0.1",
+                                               "port": rtp_port, "rtcpPort": rtcp_port})
+    return browser, receiver

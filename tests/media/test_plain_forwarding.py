@@ -14,7 +14,7 @@ import pytest
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.keyframe import is_keyframe_vp8
 from tests.helpers import Browser, KolabApp, joined
-from tests.media.rtp_peer import Receiver, Sender, gap_free
+from tests.media.rtp_peer import Receiver, Sender, gap_free, plain_viewer
 
 
 @dataclass
@@ -46,14 +46,8 @@ class Call:
 
 
 async def _subscriber(app: KolabApp, room: str, browsers: list[Browser]) -> Subscriber:
-    browser = await joined(app, room, role=1, nickname="viewer")
+    browser, receiver = await plain_viewer(app, room)
     browsers.append(browser)
-    receiver = Receiver()
-    await receiver.open()
-    transport = await browser.ok("createPlainTransport", {"producing": False, "consuming": True})
-    rtp_port, rtcp_port = receiver.ports
-    await browser.ok("connectPlainTransport", {"transportId": transport["id"], "ip": "127.0.0.1",
-                                               "port": rtp_port, "rtcpPort": rtcp_port})
     return Subscriber(browser, receiver)
 
 

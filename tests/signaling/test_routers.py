@@ -9,18 +9,7 @@ import aiohttp
 
 from kolabmeet.app import Server
 from tests.helpers import Browser, KolabApp, joined
-from tests.media.rtp_peer import Receiver, Sender, gap_free
-
-
-async def _viewer(app: KolabApp, room: str) -> tuple[Browser, Receiver]:
-    browser = await joined(app, room, role=1, nickname="viewer")
-    receiver = Receiver()
-    await receiver.open()
-    transport = await browser.ok("createPlainTransport", {"producing": False, "consuming": True})
-    rtp_port, rtcp_port = receiver.ports
-    await browser.ok("connectPlainTransport", {"transportId": transport["id"], "ip": "127.0.0.1",
-                                               "port": rtp_port, "rtcpPort": rtcp_port})
-    return browser, receiver
+from tests.media.rtp_peer import Sender, gap_free, plain_viewer
 
 
 async def _publish(browser: Browser, sender: Sender) -> tuple[tuple[str, int], dict[str, str]]:
@@ -53,8 +42,8 @@ async def test_room_spreads_over_workers_and_media_crosses(server_with: Any) -> 
         app = KolabApp(server, http)
         room = await app.create_room()
         publisher = await joined(app, room, role=3, nickname="speaker")
-        near, near_receiver = await _viewer(app, room)
-        far, far_receiver = await _viewer(app, room)
+        near, near_receiver = await plain_viewer(app, room)
+        far, far_receiver = await plain_viewer(app, room)
         rooms = server.rooms.get(room)
         first, second = (_server_peer(server, b).router for b in (publisher, far))
         assert _server_peer(server, near).router is first and first.peer_count == 2
@@ -97,7 +86,7 @@ async def test_producer_of_the_far_router_reaches_the_first(server_with: Any) ->
     async with server_with(num_workers=2, router_scale_size=1) as server, aiohttp.ClientSession() as http:
         app = KolabApp(server, http)
         room = await app.create_room()
-        near, receiver = await _viewer(app, room)
+        near, receiver = await plain_viewer(app, room)
         publisher = await joined(app, room, role=3, nickname="far speaker")
         assert _server_peer(server, publisher).router is not _server_peer(server, near).router
         sender = Sender()

@@ -22,6 +22,7 @@ _EXT_HEADER = struct.Struct("!HH")
 _U16 = struct.Struct("!H")
 _ZEROS = bytes(257)
 _NO_BLOCK = (0, -1, -1)
+_NONE_WANTED = (0, 0, 0)
 
 
 def is_rtp(buf: Buffer, length: int) -> bool:
@@ -105,39 +106,14 @@ def rewrite_extension_ids(buf: Buffer, length: int, id_map: bytes) -> None:
     A mapped id of 0 (or, in the one-byte form, anything outside 1..14) drops
     the element: its bytes become zero padding, so the packet length is kept.
     """
-    profile, pos, end = extension_block(buf, length)
-    kind = _element_kind(profile)
-    while kind and pos < end:
-        b = buf[pos]
-        if b == 0:
-            pos += 1
-            continue
-        if kind == 1:
-            if b >> 4 == 15:
-                break
-            new_id, stop = id_map[b >> 4], pos + 2 + (b & 0x0F)
-            keep = 1 <= new_id <= 14
-            new_byte = (new_id << 4) | (b & 0x0F)
-        else:
-            if pos + 2 > end:
-                break
-            new_id = new_byte = id_map[b]
-            stop = pos + 2 + buf[pos + 1]
-            keep = new_id != 0
-        if stop > end:
-            break
-        if keep:
-            buf[pos] = new_byte
-        else:
-            buf[pos:stop] = _ZEROS[: stop - pos]
-        pos = stop
+    map_extensions(buf, length, id_map, _NONE_WANTED)
 
 
 def map_extensions(buf: Buffer, length: int, id_map: bytes | None,
                    wanted: tuple[int, int, int]) -> tuple[int, int, int]:
-    """One pass over the extension block: ids mapped through ``id_map`` (as
-    :func:`rewrite_extension_ids` does; None keeps them), and the value offsets
-    of the three ``wanted`` (mapped) ids, -1 for each one absent."""
+    """One pass over the extension block: ids mapped through ``id_map`` (None
+    keeps them; see :func:`rewrite_extension_ids`), and the value offsets of the
+    three ``wanted`` (mapped) ids, -1 for each one absent."""
     first = second = third = -1
     profile, pos, end = extension_block(buf, length)
     kind = _element_kind(profile)
