@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import struct
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,6 +150,7 @@ class Stream:
     timestamps: list[int] = field(default_factory=list)
     first_payload: bytes = b""
     last_packet: bytes = b""
+    arrivals: list[float] = field(default_factory=list)
 
 
 class Receiver:
@@ -159,6 +161,7 @@ class Receiver:
         self.rtcp_received: list[bytes] = []
         self.frames_decoded = 0
         self.undecodable = 0
+        self.rtcp_arrivals: list[float] = []
         self.rtcp_source_port = 0
         self.packets = asyncio.Event()
         self._decoder = Vp8Decoder()
@@ -176,6 +179,7 @@ class Receiver:
 
     def _on_rtcp(self, data: bytes, addr: Any) -> None:
         self.rtcp_received.append(data)
+        self.rtcp_arrivals.append(time.time())
         self.rtcp_source_port = addr[1]
 
     def _on_rtp(self, data: bytes, addr: Any) -> None:
@@ -187,6 +191,7 @@ class Receiver:
             stream.first_payload = payload
         stream.payload_types.add(b1 & 0x7F)
         stream.last_packet = data
+        stream.arrivals.append(time.time())
         stream.seqs.append(seq)
         stream.timestamps.append(ts)
         if b1 & 0x7F == VP8_PT:

@@ -181,10 +181,33 @@ async def test_sender_reports_and_key_frame_requests(call: Call) -> None:
                for pt, _fmt, offset, size in rtcp.iter_packets(data) if pt == rtcp.PT_SR]
     ssrcs = {report.ssrc for report in reports if report}
     assert sub.ssrc("video") in ssrcs and sub.ssrc("audio") in ssrcs
+    _check_rtp_clock(sub.receiver, sub.ssrc("audio"), 48000)
+    _check_rtp_clock(sub.receiver, sub.ssrc("video"), 90000)
     plis = call.sender.plis
     await asyncio.sleep(0.6)
     sub.receiver.rtcp.sendto(rtcp.pli(1234, sub.ssrc("video")), ("127.0.0.1", _server_rtcp_port(sub)))
     await _wait(lambda: call.sender.plis > plis)
+
+
+def _check_rtp_clock(receiver: Receiver, ssrc: int, clock_rate: int) -> None:
+    """Each SR maps its NTP time to the RTP clock of the packets around it (within 60 ms)."""
+    stream = receiver.streams[ssrc]
+    checked = 0
+    for data, arrival in zip(receiver.rtcp_received, receiver.rtcp_arrivals):
+        for pt, _fmt, offset, size in rtcp.iter_packets(data):
+            report = rtcp.parse_sender_report(data, offset, size) if pt == rtcp.PT_SR else None
+            if report is None or report.ssrc != ssrc:
+                continue
+            ntp_seconds = (report.ntp >> 32) - 2208988800 + (report.ntp & 0xFFFFFFFF) / 2**32
+            assert abs(ntp_seconds - arrival) < 0.1, "the NTP time is the wall clock"
+            before = [i for i, t in enumerate(stream.arrivals) if t <= arrival]
+            if not before:
+                continue
+            last = before[-1]
+            expected = stream.timestamps[last] + (ntp_seconds - stream.arrivals[last]) * clock_rate
+            assert abs(((report.rtp_ts - int(expected) + 2**31) % 2**32) - 2**31) < 0.06 * clock_rate
+            checked += 1
+    assert checked, "no sender report came while media flowed"
 
 
 def _server_rtcp_port(sub: Subscriber) -> int:
