@@ -11,7 +11,7 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
-from kolabmeet.media.capabilities import MID, RTP_STREAM_ID
+from kolabmeet.media.capabilities import MID, RTP_STREAM_ID, router_rtp_capabilities
 from kolabmeet.media.worker import rtcp
 from tests.helpers import Browser, KolabApp, joined
 from tests.media.rtp_peer import VP8_PT, Receiver, gap_free, udp_socket
@@ -127,6 +127,43 @@ async def test_simulcast_forwards_the_best_live_encoding(app: KolabApp, browsers
         last = RtpPacket.parse(receiver.streams[ssrc].last_packet, EXTENSIONS)
         assert last.extensions.mid == consumer["rtpParameters"]["mid"], "the consumer's MID replaces the producer's"
         assert last.extensions.rtp_stream_id is None, "RIDs name the producer's encodings: not forwarded"
+    finally:
+        sender.rtp.close()
+        sender.rtcp.close()
+        receiver.close()
+
+
+async def test_extension_ids_follow_the_consumers_capabilities(app: KolabApp, browsers: list[Browser]) -> None:
+    """A receiver that numbers MID 9 gets MID under id 9, with its own value."""
+    caps = router_rtp_capabilities()
+    for extension in caps["headerExtensions"]:
+        if extension["uri"] == MID:
+            extension["preferredId"] = 9
+    room = await app.create_room()
+    viewer = await joined(app, room, role=1, rtp_capabilities=caps)
+    browsers.append(viewer)
+    receiver = Receiver()
+    await receiver.open()
+    plain = await viewer.ok("createPlainTransport", {"producing": False, "consuming": True})
+    await viewer.ok("connectPlainTransport", {"transportId": plain["id"], "ip": "127.0.0.1",
+                                              "port": receiver.ports[0], "rtcpPort": receiver.ports[1]})
+    publisher = await joined(app, room, role=3)
+    browsers.append(publisher)
+    sender = SimulcastSender()
+    await sender.open()
+    transport = await publisher.ok("createPlainTransport", {"producing": True, "consuming": False})
+    sender.rtcp.sendto(rtcp.sender_report(1, rtcp.ntp_now(), 0, 0, 0), ("127.0.0.1", transport["rtcpPort"]))
+    await publisher.ok("produce", {"transportId": transport["id"], "kind": "video",
+                                   "rtpParameters": _producer_parameters(), "appData": {"source": "webcam"}})
+    (request,) = await viewer.wait_request("newConsumer")
+    try:
+        await sender.stream(("127.0.0.1", transport["port"]), 1.0, ("r0", "r1"))
+        (ssrc,) = receiver.streams
+        theirs = HeaderExtensionsMap()
+        theirs.configure(RTCRtpParameters(headerExtensions=[RTCRtpHeaderExtensionParameters(id=9, uri=MID)]))
+        packet = RtpPacket.parse(receiver.streams[ssrc].last_packet, theirs)
+        assert packet.extensions.mid == request["data"]["rtpParameters"]["mid"]
+        assert RtpPacket.parse(receiver.streams[ssrc].last_packet, EXTENSIONS).extensions.mid is None
     finally:
         sender.rtp.close()
         sender.rtcp.close()

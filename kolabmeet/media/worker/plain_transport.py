@@ -7,7 +7,8 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from kolabmeet.media.errors import MediaError
-from kolabmeet.media.worker.transport import RECV_BUFFER, Notify, Transport
+from kolabmeet.media.worker.rtp import rewrite_extension_ids
+from kolabmeet.media.worker.transport import RECV_BUFFER, SEND, Notify, Transport
 from kolabmeet.media.worker.udp import bind_udp
 
 if TYPE_CHECKING:
@@ -101,7 +102,12 @@ class PlainTransport(Transport):
         return self.remote is not None and not self.closed
 
     def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1) -> bool:
-        """Sent from the shared buffer as it is: extension ids keep the router's."""
+        """Sent from the shared buffer as it is, or from a copy when extension ids must change."""
+        if ext_map is not None:
+            length = len(view)
+            SEND.data[:length] = view
+            rewrite_extension_ids(SEND.data, length, ext_map)
+            view = SEND.view[:length]
         try:
             self.rtp_sock.sendto(view, self.remote)
         except OSError:

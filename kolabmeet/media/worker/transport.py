@@ -22,6 +22,8 @@ RTCP_INTERVAL = 1.0
 RECV = PacketBuffer()
 RECV_BUFFER = RECV.data
 RECV_VIEW = RECV.view
+SEND = PacketBuffer()
+"""Where a consumer's copy of a packet is made (extension ids changed, SRTP applied)."""
 _SSRC = struct.Struct("!I")
 
 Notify = Callable[[str, str, Any], None]

@@ -8,15 +8,14 @@ from kolabmeet.media.errors import MediaError
 from kolabmeet.media.worker.dtls import DtlsCertificate, DtlsSession, SrtpKeys
 from kolabmeet.media.worker.ice import IceLite
 from kolabmeet.media.worker.rtp import rewrite_extension_ids
-from kolabmeet.media.worker.srtp import PacketBuffer, SrtpSession
-from kolabmeet.media.worker.transport import RECV, Notify, Transport
+from kolabmeet.media.worker.srtp import SrtpSession
+from kolabmeet.media.worker.transport import RECV, SEND, Notify, Transport
 from kolabmeet.media.worker.tuple import Tuple
 from kolabmeet.media.worker.webrtc_server import WebRtcServer
 
 if TYPE_CHECKING:
     from kolabmeet.media.worker.router import Router
 
-SEND = PacketBuffer()
 MAX_EARLY_DTLS = 8
 FINGERPRINT_ALGORITHMS = ("sha-256", "sha-384", "sha-512", "sha-224", "sha-1")
 
