@@ -1,7 +1,7 @@
 """A relay on 127.0.0.1 between a WebRTC test peer and the server.
 
 It forwards datagrams from the peer to the server's candidate and back, and can
-drop a share of them in either direction (a lossy network). With `tcp=True` it
+drop a share of them in either direction (a lossy network, evenly spread). With `tcp=True` it
 speaks ICE-TCP's RFC 4571 framing to the server: aioice (aiortc's ICE) has no
 TCP candidates, so this is how an aiortc peer reaches the server's TCP port.
 """
@@ -9,7 +9,6 @@ TCP candidates, so this is how an aiortc peer reaches the server's TCP port.
 from __future__ import annotations
 
 import asyncio
-import random
 import struct
 from typing import Any
 
@@ -61,14 +60,14 @@ class Relay:
     """One listening UDP port for the peer; one upstream (UDP socket or TCP connection) per peer address."""
 
     def __init__(self, server: tuple[str, int], tcp: bool = False, drop_to_server: float = 0.0,
-                 drop_to_peer: float = 0.0, seed: int = 7) -> None:
+                 drop_to_peer: float = 0.0) -> None:
         self.server = server
         self.tcp = tcp
         self.drop_to_server = drop_to_server
         self.drop_to_peer = drop_to_peer
         self.dropped = 0
         self.forwarded = 0
-        self._random = random.Random(seed)
+        self._seen = 0
         self._listen: asyncio.DatagramTransport | None = None
         self._upstream: dict[Any, Any] = {}
         self._connecting: dict[Any, list[bytes]] = {}
@@ -80,11 +79,19 @@ class Relay:
         return self._listen.get_extra_info("sockname")[1]
 
     def _drop(self, share: float, data: bytes) -> bool:
-        """Only media (RTP/RTCP) is dropped, so ICE and DTLS always get through."""
-        if share and data and data[0] >= 128 and self._random.random() < share:
-            self.dropped += 1
-            return True
-        return False
+        """Every (1/share)-th media (SRTP/SRTCP) packet is dropped; ICE and DTLS always get through.
+
+        Evenly spread, so that a run is repeatable: random loss sometimes drops a
+        retransmission and the next gap (aiortc re-NACKs only on a new gap) many
+        packets later, which would make the test depend on luck.
+        """
+        if not share or not data or data[0] < 128:
+            return False
+        self._seen += 1
+        if self._seen % round(1 / share):
+            return False
+        self.dropped += 1
+        return True
 
     def from_peer(self, data: bytes, peer: Any) -> None:
         if self._drop(self.drop_to_server, data):

@@ -12,7 +12,7 @@ from aiortc.mediastreams import AudioStreamTrack
 from pymediasoup.models.transport import IceParameters
 
 from tests.helpers import Browser, KolabApp
-from tests.media.webrtc_peer import CountingVideoTrack, WebRtcPeer, count_frames, loopback_only
+from tests.media.webrtc_peer import CountingVideoTrack, FrameClock, WebRtcPeer, loopback_only
 
 loopback_only()
 
@@ -62,14 +62,27 @@ async def start_call(app: KolabApp, force_tcp: bool = False, subscriber_relay: d
 
 
 async def decoded_share(call: Call, seconds: float = 5.0) -> list[float]:
-    """Share of the frames sent during `seconds` that each subscriber decoded."""
-    await asyncio.sleep(1.0)
-    sent_before = call.video.frames
-    counts = await asyncio.gather(*(count_frames(s.consumer_of_kind("video").track, seconds)
-                                    for s in call.subscribers))
-    sent = call.video.frames - sent_before
-    assert sent > 5 * seconds
-    return [count / sent for count in counts]
+    """Share of the frames sent during `seconds` that each subscriber decoded in that time."""
+    clocks = [FrameClock(s.consumer_of_kind("video").track) for s in call.subscribers]
+    try:
+        await asyncio.sleep(1.0)
+        loop = asyncio.get_running_loop()
+        start, sent_before = loop.time(), call.video.frames
+        await asyncio.sleep(seconds)
+        end, sent = loop.time(), call.video.frames - sent_before
+        assert sent > 5 * seconds
+        return [clock.between(start, end) / sent for clock in clocks]
+    finally:
+        for clock in clocks:
+            clock.stop()
+
+
+async def audio_frames(call: Call, seconds: float) -> list[int]:
+    clocks = [FrameClock(s.consumer_of_kind("audio").track) for s in call.subscribers]
+    await asyncio.sleep(seconds)
+    for clock in clocks:
+        clock.stop()
+    return [len(clock.times) for clock in clocks]
 
 
 async def _transport_dumps(call: Call, peer: WebRtcPeer) -> list[dict[str, Any]]:
@@ -82,8 +95,7 @@ async def test_call_decodes_video_and_audio(app: KolabApp, force_tcp: bool) -> N
     try:
         shares = await decoded_share(call)
         assert all(share >= 0.9 for share in shares), shares
-        audio = await asyncio.gather(*(count_frames(s.consumer_of_kind("audio").track, 1.0)
-                                       for s in call.subscribers))
+        audio = await audio_frames(call, 1.0)
         assert all(frames >= 20 for frames in audio), audio
         sending = [d for d in await _transport_dumps(call, call.publisher) if d["producerIds"]]
         receiving = [d for d in await _transport_dumps(call, call.subscribers[0]) if d["consumerIds"]]

@@ -151,21 +151,26 @@ class WebRtcPeer:
         await self.browser.close()
 
 
-async def count_frames(track: MediaStreamTrack, seconds: float) -> int:
-    """Frames decoded from a remote track during `seconds`."""
-    count = 0
+class FrameClock:
+    """Reads a remote track from the start and notes when each decoded frame came out."""
 
-    async def read() -> None:
-        nonlocal count
-        while True:
-            await track.recv()
-            count += 1
+    def __init__(self, track: MediaStreamTrack) -> None:
+        self.times: list[float] = []
+        self._task = asyncio.get_running_loop().create_task(self._read(track))
 
-    try:
-        await asyncio.wait_for(read(), seconds)
-    except (asyncio.TimeoutError, Exception):
-        pass
-    return count
+    async def _read(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                await track.recv()
+                self.times.append(asyncio.get_running_loop().time())
+        except Exception:
+            return
+
+    def between(self, start: float, end: float) -> int:
+        return sum(1 for t in self.times if start <= t < end)
+
+    def stop(self) -> None:
+        self._task.cancel()
 
 
-__all__ = ["AudioStreamTrack", "CountingVideoTrack", "WebRtcPeer", "count_frames", "loopback_only"]
+__all__ = ["AudioStreamTrack", "CountingVideoTrack", "FrameClock", "WebRtcPeer", "loopback_only"]
