@@ -229,10 +229,11 @@ def gap_free(seqs: list[int]) -> bool:
     return all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:]))
 
 
-async def plain_viewer(app: KolabApp, room: str) -> tuple[Browser, Receiver]:
+async def plain_viewer(app: KolabApp, room: str, receiver: Receiver | None = None,
+                       rtp_capabilities: dict[str, Any] | None = None) -> tuple[Browser, Receiver]:
     """A subscriber that joined and receives on a connected plain transport."""
-    browser = await joined(app, room, role=1, nickname="viewer")
-    receiver = Receiver()
+    browser = await joined(app, room, role=1, nickname="viewer", rtp_capabilities=rtp_capabilities)
+    receiver = receiver or Receiver()
     await receiver.open()
     transport = await browser.ok("createPlainTransport", {"producing": False, "consuming": True})
     rtp_port, rtcp_port = receiver.ports

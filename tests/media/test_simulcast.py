@@ -14,7 +14,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from kolabmeet.media.capabilities import MID, RTP_STREAM_ID, router_rtp_capabilities
 from kolabmeet.media.worker import rtcp
 from tests.helpers import Browser, KolabApp, joined
-from tests.media.rtp_peer import VP8_PT, Receiver, gap_free, udp_socket
+from tests.media.rtp_peer import VP8_PT, Receiver, gap_free, plain_viewer, udp_socket
 
 EXTENSIONS = HeaderExtensionsMap()
 EXTENSIONS.configure(RTCRtpParameters(headerExtensions=[
@@ -86,26 +86,27 @@ def _producer_parameters() -> dict[str, Any]:
     }
 
 
-async def test_simulcast_forwards_the_best_live_encoding(app: KolabApp, browsers: list[Browser]) -> None:
+async def _simulcast_call(app: KolabApp, browsers: list[Browser], receiver: Receiver,
+                          caps: dict[str, Any] | None = None) -> tuple[Browser, SimulcastSender, Any, dict[str, Any]]:
+    """A plain viewer, then a publisher of the two-encoding stream: (viewer, sender, address, newConsumer data)."""
     room = await app.create_room()
-    viewer = await joined(app, room, role=1)
+    viewer, _ = await plain_viewer(app, room, receiver, caps)
     browsers.append(viewer)
-    receiver = SizedReceiver()
-    await receiver.open()
-    plain = await viewer.ok("createPlainTransport", {"producing": False, "consuming": True})
-    await viewer.ok("connectPlainTransport", {"transportId": plain["id"], "ip": "127.0.0.1",
-                                              "port": receiver.ports[0], "rtcpPort": receiver.ports[1]})
     publisher = await joined(app, room, role=3)
     browsers.append(publisher)
     sender = SimulcastSender()
     await sender.open()
     transport = await publisher.ok("createPlainTransport", {"producing": True, "consuming": False})
-    address = ("127.0.0.1", transport["port"])
     sender.rtcp.sendto(rtcp.sender_report(1, rtcp.ntp_now(), 0, 0, 0), ("127.0.0.1", transport["rtcpPort"]))
     await publisher.ok("produce", {"transportId": transport["id"], "kind": "video",
                                    "rtpParameters": _producer_parameters(), "appData": {"source": "webcam"}})
     (request,) = await viewer.wait_request("newConsumer")
-    consumer = request["data"]
+    return viewer, sender, ("127.0.0.1", transport["port"]), request["data"]
+
+
+async def test_simulcast_forwards_the_best_live_encoding(app: KolabApp, browsers: list[Browser]) -> None:
+    receiver = SizedReceiver()
+    viewer, sender, address, consumer = await _simulcast_call(app, browsers, receiver)
     assert consumer["type"] == "simulcast"
     assert consumer["rtpParameters"]["encodings"][0]["scalabilityMode"].startswith("L2")
     try:
@@ -139,30 +140,15 @@ async def test_extension_ids_follow_the_consumers_capabilities(app: KolabApp, br
     for extension in caps["headerExtensions"]:
         if extension["uri"] == MID:
             extension["preferredId"] = 9
-    room = await app.create_room()
-    viewer = await joined(app, room, role=1, rtp_capabilities=caps)
-    browsers.append(viewer)
     receiver = Receiver()
-    await receiver.open()
-    plain = await viewer.ok("createPlainTransport", {"producing": False, "consuming": True})
-    await viewer.ok("connectPlainTransport", {"transportId": plain["id"], "ip": "127.0.0.1",
-                                              "port": receiver.ports[0], "rtcpPort": receiver.ports[1]})
-    publisher = await joined(app, room, role=3)
-    browsers.append(publisher)
-    sender = SimulcastSender()
-    await sender.open()
-    transport = await publisher.ok("createPlainTransport", {"producing": True, "consuming": False})
-    sender.rtcp.sendto(rtcp.sender_report(1, rtcp.ntp_now(), 0, 0, 0), ("127.0.0.1", transport["rtcpPort"]))
-    await publisher.ok("produce", {"transportId": transport["id"], "kind": "video",
-                                   "rtpParameters": _producer_parameters(), "appData": {"source": "webcam"}})
-    (request,) = await viewer.wait_request("newConsumer")
+    _viewer, sender, address, consumer = await _simulcast_call(app, browsers, receiver, caps)
     try:
-        await sender.stream(("127.0.0.1", transport["port"]), 1.0, ("r0", "r1"))
+        await sender.stream(address, 1.0, ("r0", "r1"))
         (ssrc,) = receiver.streams
         theirs = HeaderExtensionsMap()
         theirs.configure(RTCRtpParameters(headerExtensions=[RTCRtpHeaderExtensionParameters(id=9, uri=MID)]))
         packet = RtpPacket.parse(receiver.streams[ssrc].last_packet, theirs)
-        assert packet.extensions.mid == request["data"]["rtpParameters"]["mid"]
+        assert packet.extensions.mid == consumer["rtpParameters"]["mid"]
         assert RtpPacket.parse(receiver.streams[ssrc].last_packet, EXTENSIONS).extensions.mid is None
     finally:
         sender.rtp.close()

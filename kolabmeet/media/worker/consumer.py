@@ -12,6 +12,7 @@ from kolabmeet.media.errors import MediaError
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.retransmission import RetransmissionBuffer, build_rtx
 from kolabmeet.media.worker.rtp import set_abs_send_time, set_transport_wide_seq
+from kolabmeet.media.worker.rtp_stream import loss_score
 
 if TYPE_CHECKING:
     from kolabmeet.media.worker.producer import Producer
@@ -207,8 +208,7 @@ class Consumer:
         sent_at = self._sr_sent.get(block.lsr)
         if sent_at is not None:
             self.rtt_ms = max(0.0, (time.monotonic() - sent_at - block.dlsr / 65536) * 1000)
-        loss = block.fraction_lost / 256
-        score = 10 if loss <= 0.01 else max(0, min(10, round(10 * (1 - loss / 0.4))))
+        score = loss_score(block.fraction_lost / 256)
         if score != self.score:
             self.score = score
             self._notify_score()

@@ -79,7 +79,7 @@ class RecvStream:
         interval_lost = max(0, interval_expected - interval_received)
         fraction = (interval_lost << 8) // interval_expected if interval_expected > 0 else 0
         if interval_expected > 0:
-            self.score = _score(interval_lost / interval_expected)
+            self.score = loss_score(interval_lost / interval_expected)
         dlsr = 0
         if self.last_sr_time:
             dlsr = int((time.monotonic() - self.last_sr_time) * 65536) & 0xFFFFFFFF
@@ -107,7 +107,7 @@ class RecvStream:
         }
 
 
-def _score(loss: float) -> int:
+def loss_score(loss: float) -> int:
     """0-10 from a loss share: 10 up to 1 %, 0 from 40 % on."""
     if loss <= 0.01:
         return 10
