@@ -22,7 +22,6 @@ from typing import Any
 
 from kolabmeet.media.capabilities import (
     ABS_SEND_TIME,
-    MID,
     REPAIRED_RTP_STREAM_ID,
     RTP_STREAM_ID,
     TRANSPORT_WIDE_CC,
@@ -434,16 +433,9 @@ def get_producer_rtp_mapping(
 _PER_STREAM_EXTENSIONS = (RTP_STREAM_ID, REPAIRED_RTP_STREAM_ID)
 
 
-def consumer_extension_map(kind: str, consumer_params: dict[str, Any], router_caps: dict[str, Any],
-                           producer_mid: str | None = None) -> list[int] | None:
-    """A 256-entry table: router extension id -> the consumer's (0: not sent); None if the same ids.
-
-    The worker writes the consumer's MID over the producer's where both have the
-    same length; otherwise the MID is not sent (the receiver then goes by SSRC).
-    """
+def consumer_extension_map(kind: str, consumer_params: dict[str, Any], router_caps: dict[str, Any]) -> list[int] | None:
+    """A 256-entry table: router extension id -> the consumer's (0: not sent); None if the same ids."""
     consumer_ids = {e["uri"]: e["id"] for e in consumer_params.get("headerExtensions", [])}
-    if len(consumer_params.get("mid") or "") != len(producer_mid or ""):
-        consumer_ids.pop(MID, None)
     table = list(range(256))
     same = True
     for ext in router_caps["headerExtensions"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import secrets
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,8 @@ class Transport(EventEmitter):
         self.consumers: dict[str, Consumer] = {}
         self.closed = False
         self._mids = itertools.count()
+        self.cname = secrets.token_hex(8)
+        """Given to producers that signal none (Chromium's rid simulcast): every consumer needs one."""
         self.worker.subscribe(self.id, self._on_notification)
 
     def _on_notification(self, event: str, data: Any) -> None:
@@ -46,6 +49,8 @@ class Transport(EventEmitter):
         if kind not in ("audio", "video"):
             raise ortc.InvalidParametersError(f"kind must be 'audio' or 'video', got {kind!r}")
         params = ortc.validate_rtp_parameters(rtp_parameters)
+        if not params["rtcp"].get("cname"):
+            params["rtcp"]["cname"] = self.cname
         caps = self.router.rtp_capabilities
         mapping = ortc.get_producer_rtp_mapping(params, caps)
         consumable = ortc.get_consumable_rtp_parameters(kind, params, caps, mapping)
@@ -79,8 +84,7 @@ class Transport(EventEmitter):
         answer = await self.worker.request("transport.consume", self.id, {
             "consumerId": consumer_id, "producerId": producer_id, "kind": producer.kind,
             "rtpParameters": params, "type": consumer_type, "paused": paused, "priority": priority,
-            "extensionMap": ortc.consumer_extension_map(producer.kind, params, self.router.rtp_capabilities,
-                                                        producer.rtp_parameters.get("mid")),
+            "extensionMap": ortc.consumer_extension_map(producer.kind, params, self.router.rtp_capabilities),
         })
         consumer = Consumer(consumer_id, self, producer, params, consumer_type,
                             paused, answer["producerPaused"], app_data)

@@ -37,18 +37,24 @@ async def create_consumer(ctx: "Context", peer: "Peer", producer_peer: "Peer", p
     """Consume `producer` on the peer's consuming transport and offer it to the client.
 
     Video starts paused and is resumed when the client acknowledges newConsumer.
+    A peer joining while others produce can be reached twice (by its join and
+    by the new producer): the first call wins.
     """
     transport = peer.consuming_transport()
     if peer.closed or producer.closed or transport is None or peer.rtp_capabilities is None:
         return
+    if producer.id in peer.consumed_producers:
+        return
     if not transport.router.can_consume(producer.id, peer.rtp_capabilities):
         log.info("peer %s cannot consume producer %s", peer.id, producer.id)
         return
+    peer.consumed_producers.add(producer.id)
     try:
         consumer = await transport.consume(producer.id, peer.rtp_capabilities, paused=producer.kind == "video",
                                            app_data={"peerId": producer_peer.id, "producerId": producer.id},
                                            priority=AUDIO_PRIORITY if producer.kind == "audio" else 1)
     except MediaError as exc:
+        peer.consumed_producers.discard(producer.id)
         log.warning("peer %s: consuming producer %s failed: %s", peer.id, producer.id, exc)
         return
     peer.consumers[consumer.id] = consumer

@@ -32,6 +32,8 @@ class Peer:
         self.transports: dict[str, "Transport"] = {}
         self.producers: dict[str, "Producer"] = {}
         self.consumers: dict[str, "Consumer"] = {}
+        self.consumed_producers: set[str] = set()
+        """Producers this peer consumes or is being given a consumer of: one consumer per producer."""
         self.grace_timer: asyncio.TimerHandle | None = None
 
     def info(self) -> dict[str, Any]:

@@ -24,7 +24,10 @@ EXTENSIONS.configure(RTCRtpParameters(headerExtensions=[
 class SimulcastSender:
     """Two VP8 encodings (160 and 320 wide) with MID and RID extensions, SSRCs never signalled."""
 
-    def __init__(self) -> None:
+    def __init__(self, mid: str = "7") -> None:
+        self.mid = mid
+        self.tagged = True
+        """Whether packets carry MID and RID (Chromium stops once RTCP acknowledged its SSRCs)."""
         self.layers = {"r0": (160, 120, 3001), "r1": (320, 240, 3002)}
         self.encoders = {rid: Vp8Encoder() for rid in self.layers}
         self.seq = {rid: 100 for rid in self.layers}
@@ -50,8 +53,9 @@ class SimulcastSender:
             for index, payload in enumerate(payloads):
                 packet = RtpPacket(payload_type=VP8_PT, sequence_number=self.seq[rid], timestamp=ts, ssrc=ssrc,
                                    marker=index == len(payloads) - 1, payload=payload)
-                packet.extensions.mid = "7"
-                packet.extensions.rtp_stream_id = rid
+                if self.tagged:
+                    packet.extensions.mid = self.mid
+                    packet.extensions.rtp_stream_id = rid
                 self.seq[rid] = (self.seq[rid] + 1) & 0xFFFF
                 self.rtp.sendto(packet.serialize(EXTENSIONS), address)
         self.keyframe = False
@@ -75,31 +79,43 @@ class SizedReceiver(Receiver):
         self.widths.extend(frame.width for frame in frames)
 
 
-def _producer_parameters() -> dict[str, Any]:
+class RecordingReceiver(Receiver):
+    """Also keeps every packet."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.recorded: list[bytes] = []
+
+    def _on_rtp(self, data: bytes, addr: Any) -> None:
+        self.recorded.append(data)
+        super()._on_rtp(data, addr)
+
+
+def _producer_parameters(mid: str) -> dict[str, Any]:
     return {
-        "mid": "7",
+        "mid": mid,
         "codecs": [{"mimeType": "video/VP8", "payloadType": VP8_PT, "clockRate": 90000,
                     "rtcpFeedback": [{"type": "nack", "parameter": "pli"}]}],
         "headerExtensions": [{"uri": MID, "id": 1}, {"uri": RTP_STREAM_ID, "id": 2}],
         "encodings": [{"rid": "r0", "scalabilityMode": "L1T1"}, {"rid": "r1", "scalabilityMode": "L1T1"}],
-        "rtcp": {"cname": "simulcast"},
+        "rtcp": {},
     }
 
 
-async def _simulcast_call(app: KolabApp, browsers: list[Browser], receiver: Receiver,
-                          caps: dict[str, Any] | None = None) -> tuple[Browser, SimulcastSender, Any, dict[str, Any]]:
+async def _simulcast_call(app: KolabApp, browsers: list[Browser], receiver: Receiver, caps: dict[str, Any] | None = None,
+                          mid: str = "7") -> tuple[Browser, SimulcastSender, Any, dict[str, Any]]:
     """A plain viewer, then a publisher of the two-encoding stream: (viewer, sender, address, newConsumer data)."""
     room = await app.create_room()
     viewer, _ = await plain_viewer(app, room, receiver, caps)
     browsers.append(viewer)
     publisher = await joined(app, room, role=3)
     browsers.append(publisher)
-    sender = SimulcastSender()
+    sender = SimulcastSender(mid)
     await sender.open()
     transport = await publisher.ok("createPlainTransport", {"producing": True, "consuming": False})
     sender.rtcp.sendto(rtcp.sender_report(1, rtcp.ntp_now(), 0, 0, 0), ("127.0.0.1", transport["rtcpPort"]))
     await publisher.ok("produce", {"transportId": transport["id"], "kind": "video",
-                                   "rtpParameters": _producer_parameters(), "appData": {"source": "webcam"}})
+                                   "rtpParameters": _producer_parameters(mid), "appData": {"source": "webcam"}})
     (request,) = await viewer.wait_request("newConsumer")
     return viewer, sender, ("127.0.0.1", transport["port"]), request["data"]
 
@@ -108,6 +124,7 @@ async def test_simulcast_forwards_the_best_live_encoding(app: KolabApp, browsers
     receiver = SizedReceiver()
     viewer, sender, address, consumer = await _simulcast_call(app, browsers, receiver)
     assert consumer["type"] == "simulcast"
+    assert consumer["rtpParameters"]["rtcp"]["cname"], "a producer that signalled no CNAME is given one"
     assert consumer["rtpParameters"]["encodings"][0]["scalabilityMode"].startswith("L2")
     try:
         await sender.stream(address, 1.5, ("r0", "r1"))
@@ -150,6 +167,25 @@ async def test_extension_ids_follow_the_consumers_capabilities(app: KolabApp, br
         packet = RtpPacket.parse(receiver.streams[ssrc].last_packet, theirs)
         assert packet.extensions.mid == consumer["rtpParameters"]["mid"]
         assert RtpPacket.parse(receiver.streams[ssrc].last_packet, EXTENSIONS).extensions.mid is None
+    finally:
+        sender.rtp.close()
+        sender.rtcp.close()
+        receiver.close()
+
+
+async def test_every_packet_carries_the_consumers_mid(app: KolabApp, browsers: list[Browser]) -> None:
+    """A MID longer than the consumer's, then none at all (as Chromium does): the consumer's MID is in every packet."""
+    receiver = RecordingReceiver()
+    _viewer, sender, address, consumer = await _simulcast_call(app, browsers, receiver, mid="video-12")
+    try:
+        await sender.stream(address, 1.0, ("r0", "r1"))
+        sender.tagged = False
+        count = len(receiver.recorded)
+        await sender.stream(address, 1.0, ("r0", "r1"))
+        assert len(receiver.recorded) > count + 10, "packets without MID and RID still reach the consumer"
+        assert receiver.frames_decoded > 20
+        for data in receiver.recorded:
+            assert RtpPacket.parse(data, EXTENSIONS).extensions.mid == consumer["rtpParameters"]["mid"]
     finally:
         sender.rtp.close()
         sender.rtcp.close()

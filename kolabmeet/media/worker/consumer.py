@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from kolabmeet.media.errors import MediaError
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.retransmission import RetransmissionBuffer, build_rtx
-from kolabmeet.media.worker.rtp import set_abs_send_time, set_transport_wide_seq
+from kolabmeet.media.worker.rtp import MID_SLOT, set_abs_send_time, set_mid, set_transport_wide_seq
 from kolabmeet.media.worker.rtp_stream import loss_score
 
 if TYPE_CHECKING:
@@ -53,8 +53,8 @@ class Consumer:
         self._clock_rate: int = media["clockRate"]
         self.rtx_pt = self._rtx_payload_type(media["payloadType"])
         self.ext_map: bytes | None = bytes(data["extensionMap"]) if data.get("extensionMap") else None
-        mid, producer_mid = self.rtp_parameters.get("mid"), producer.mid
-        self._mid = mid.encode() if mid and producer_mid and len(mid) == len(producer_mid) else None
+        mid = self.rtp_parameters.get("mid")
+        self._mid = mid.encode() if mid and len(mid) <= MID_SLOT else None
         self._pt_map = self._payload_type_map()
         self._is_video = self.kind == "video"
         self.rtx_buffer = RetransmissionBuffer() if self._is_video and self._wants_nack(media) else None
@@ -135,8 +135,7 @@ class Consumer:
         buf[1] = pt
         _SEQ_TS_SSRC.pack_into(buf, 2, out_seq, out_ts, self.ssrc)
         now = self.producer.now
-        if self.producer.stamped:
-            self._stamp(buf, now)
+        self._stamp(buf, now)
         if self.rtx_buffer is not None:
             self.rtx_buffer.store(out_seq, view, length, now * 1000)
         if self.transport.send_rtp(view, self.ext_map, self.priority):
@@ -151,7 +150,7 @@ class Consumer:
         """Per-consumer header extension values: MID, send time, transport-wide sequence number."""
         producer = self.producer
         if producer.mid_at > 0 and self._mid is not None:
-            buf[producer.mid_at:producer.mid_at + len(self._mid)] = self._mid
+            set_mid(buf, producer.mid_at, self._mid)
         if producer.abs_send_time_at > 0:
             set_abs_send_time(buf, producer.abs_send_time_at, now)
         if producer.twcc_at > 0:

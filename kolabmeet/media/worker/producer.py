@@ -11,7 +11,7 @@ from kolabmeet.media.capabilities import MID, REPAIRED_RTP_STREAM_ID as RRID, RT
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.keyframe import KEYFRAME_DETECTORS
 from kolabmeet.media.worker.retransmission import restore_rtx
-from kolabmeet.media.worker.rtp import map_extensions, payload_bounds
+from kolabmeet.media.worker.rtp import MID_SLOT, extension_size, map_extensions, payload_bounds, rebuild_extensions
 from kolabmeet.media.worker.rtp_stream import RecvStream
 
 if TYPE_CHECKING:
@@ -19,20 +19,24 @@ if TYPE_CHECKING:
     from kolabmeet.media.worker.transport import Transport
 
 _SEQ_TS = struct.Struct("!HI")
+_ABSENT = (-1, -1, -1)
 
 KEYFRAME_REQUEST_INTERVAL = 0.5
 NACK_INTERVAL = 0.04
 _STAMPED = (1, 4, 5)
 """Router ids of the extensions consumers rewrite: MID, abs-send-time, transport-wide-cc."""
+_SLOTS = {"audio": ((1, MID_SLOT), (4, 3)), "video": ((1, MID_SLOT), (4, 3), (5, 2))}
+"""The elements every forwarded packet carries, whatever the sender sent (Chromium stops sending MID)."""
 
 
 class Producer:
     """Receives one track (an RTP stream per encoding, plus RTX) and hands packets to consumers.
 
     Header extension ids are mapped to the router's on the way in, so every
-    consumer sees the router's ids; when `stamped`, `abs_send_time_at`,
-    `twcc_at` and `mid_at` give the current packet's value offsets for
-    consumers to fill in, and `now` its arrival time.
+    consumer sees the router's ids, and every packet gets room for a MID, an
+    abs-send-time and (video) a transport-wide sequence number: `mid_at`,
+    `abs_send_time_at` and `twcc_at` give the current packet's value offsets for
+    consumers to fill in (-1 when absent), and `now` its arrival time.
     """
 
     def __init__(self, producer_id: str, transport: "Transport", data: dict[str, Any],
@@ -47,7 +51,6 @@ class Producer:
         self.consumers: tuple["Consumer", ...] = ()
         self.keyframe_waiters = 0
         self.closed = False
-        self.stamped = False
         self.abs_send_time_at = -1
         self.twcc_at = -1
         self.mid_at = -1
@@ -56,6 +59,8 @@ class Producer:
         self._pt_map = self._mapped_payload_types()
         self._ext_map = self._mapped_extension_ids()
         self._media = self._media_codec()
+        self._is_video = self.kind == "video"
+        self._slots = _SLOTS[self.kind]
         self._is_keyframe = KEYFRAME_DETECTORS.get(self._media["mimeType"].lower()) if self.kind == "video" else None
         self._streams: dict[int, RecvStream] = {}
         self._rtx: dict[int, int] = {}
@@ -181,11 +186,14 @@ class Producer:
         mapped_pt = self._pt_map[byte1 & 0x7F]
         if mapped_pt == 0:
             return
-        if buf[0] & 0x10:
-            self.mid_at, self.abs_send_time_at, self.twcc_at = map_extensions(buf, length, self._ext_map, _STAMPED)
-            self.stamped = True
-        else:
-            self.stamped = False
+        mid_at, abs_at, twcc_at = map_extensions(buf, length, self._ext_map, _STAMPED) if buf[0] & 0x10 else _ABSENT
+        if mid_at < 0 or abs_at < 0 or (twcc_at < 0 and self._is_video) or extension_size(buf, mid_at) != MID_SLOT:
+            rebuilt = rebuild_extensions(buf, length, self._slots, len(buf) - 64)
+            if rebuilt > 0:
+                length = rebuilt
+                view = memoryview(buf)[:length]
+                mid_at, abs_at, twcc_at = map_extensions(buf, length, None, _STAMPED)
+        self.mid_at, self.abs_send_time_at, self.twcc_at = mid_at, abs_at, twcc_at
         keyframe = False
         if self.keyframe_waiters and self._is_keyframe is not None:
             start, end = payload_bounds(buf, length)

@@ -21,6 +21,8 @@ TWO_BYTE_PROFILE = 0x1000
 _EXT_HEADER = struct.Struct("!HH")
 _U16 = struct.Struct("!H")
 _ZEROS = bytes(257)
+MID_SLOT = 8
+"""Bytes kept for the MID value in every forwarded packet: each consumer writes its own MID there."""
 _NO_BLOCK = (0, -1, -1)
 _NONE_WANTED = (0, 0, 0)
 
@@ -149,6 +151,85 @@ def map_extensions(buf: Buffer, length: int, id_map: bytes | None,
             third = value
         pos = stop
     return first, second, third
+
+
+def extension_size(buf: Buffer, value_at: int) -> int:
+    """Size of the element whose value starts at ``value_at`` (an offset found by this module)."""
+    if _U16.unpack_from(buf, RTP_HEADER_SIZE + 4 * (buf[0] & 0x0F))[0] == ONE_BYTE_PROFILE:
+        return (buf[value_at - 1] & 0x0F) + 1
+    return buf[value_at - 1]
+
+
+def _elements(buf: Buffer, length: int) -> tuple[int, list[tuple[int, int, int]]]:
+    """(kind, [(id, value start, value end)]) of the extension block; kind 0 without a block."""
+    profile, pos, end = extension_block(buf, length)
+    kind = _element_kind(profile)
+    found = []
+    while kind and pos < end:
+        b = buf[pos]
+        if b == 0:
+            pos += 1
+            continue
+        if kind == 1:
+            if b >> 4 == 15:
+                break
+            xid, value, stop = b >> 4, pos + 1, pos + 2 + (b & 0x0F)
+        else:
+            if pos + 2 > end:
+                break
+            xid, value, stop = b, pos + 2, pos + 2 + buf[pos + 1]
+        if stop > end:
+            break
+        found.append((xid, value, stop))
+        pos = stop
+    return kind, found
+
+
+def rebuild_extensions(buf: bytearray, length: int, slots: tuple[tuple[int, int], ...], capacity: int) -> int:
+    """Rebuild the header extension block so that it has an element ``(id, size)`` for each slot.
+
+    A slot's value is kept when the packet had it at that size, else zeroed (the
+    forwarder fills it in). Other elements are kept as they are. The payload moves
+    to follow the new block. Returns the new length, or -1 when the packet is
+    malformed or would outgrow ``capacity``.
+    """
+    head = _csrc_end(buf, length)
+    if head < 0:
+        return -1
+    kind, found = _elements(buf, length) if buf[0] & 0x10 else (0, [])
+    payload_at = extension_block(buf, length)[2] if buf[0] & 0x10 else head
+    if payload_at < 0:
+        return -1
+    values = {xid: bytes(buf[start:stop]) for xid, start, stop in found}
+    elements = [(xid, values[xid] if len(values.get(xid, b"")) == size else bytes(size)) for xid, size in slots if xid]
+    elements += [(xid, value) for xid, value in values.items() if all(xid != slot for slot, _size in slots)]
+    one_byte = kind != 2 and all(0 < xid <= 14 and 0 < len(value) <= 16 for xid, value in elements)
+    block = bytearray()
+    for xid, value in elements:
+        block += bytes(((xid << 4) | (len(value) - 1),)) if one_byte else bytes((xid, len(value)))
+        block += value
+    block += bytes(-len(block) % 4)
+    header = _EXT_HEADER.pack(ONE_BYTE_PROFILE if one_byte else TWO_BYTE_PROFILE, len(block) // 4)
+    payload = bytes(buf[payload_at:length])
+    new_length = head + 4 + len(block) + len(payload)
+    if new_length > capacity:
+        return -1
+    buf[head:head + 4] = header
+    buf[head + 4:head + 4 + len(block)] = block
+    buf[head + 4 + len(block):new_length] = payload
+    buf[0] |= 0x10
+    return new_length
+
+
+def set_mid(buf: Buffer, value_at: int, mid: bytes) -> None:
+    """Write ``mid`` into a MID_SLOT-byte MID element, shrinking the element (zero padding after it)."""
+    size = len(mid)
+    buf[value_at:value_at + size] = mid
+    buf[value_at + size:value_at + MID_SLOT] = _ZEROS[:MID_SLOT - size]
+    if _U16.unpack_from(buf, RTP_HEADER_SIZE + 4 * (buf[0] & 0x0F))[0] == ONE_BYTE_PROFILE:
+        buf[value_at - 1] = (buf[value_at - 1] & 0xF0) | (size - 1)
+    else:
+        buf[value_at - 1] = size
 
 
 def set_abs_send_time(buf: Buffer, offset: int, seconds: float) -> None:

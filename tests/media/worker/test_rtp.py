@@ -5,14 +5,18 @@ from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParam
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from kolabmeet.media.worker.rtp import (
+    MID_SLOT,
     RTP_HEADER,
     extension_block,
+    extension_size,
     find_extension,
     map_extensions,
     is_rtp,
     payload_bounds,
+    rebuild_extensions,
     rewrite_extension_ids,
     set_abs_send_time,
+    set_mid,
     set_transport_wide_seq,
 )
 
@@ -283,3 +287,60 @@ def test_map_extensions_two_byte_form_and_garbage():
     buf, n = in_buffer(two_byte)
     assert map_extensions(buf, n, None, (1, 4, 5)) == (18, 21, -1)
     assert map_extensions(bytearray(b"\x90" + bytes(20)), 21, None, (1, 4, 5)) == (-1, -1, -1)
+
+
+SLOTS = ((4, MID_SLOT), (2, 3), (3, 2))
+"""MID (id 4 in ONE_BYTE), abs-send-time (2), transport-cc (3)."""
+
+
+def test_rebuild_gives_a_mid_slot_and_keeps_the_rest() -> None:
+    buf = bytearray(ONE_BYTE) + bytearray(64)
+    n = rebuild_extensions(buf, len(ONE_BYTE), SLOTS, len(buf))
+    assert n == len(ONE_BYTE) + 4
+    assert bytes(buf[12:16]) == bytes.fromhex("bede0004")
+    mid_at, abs_at, twcc_at = map_extensions(buf, n, None, (4, 2, 3))
+    assert extension_size(buf, mid_at) == MID_SLOT and bytes(buf[mid_at:mid_at + MID_SLOT]) == bytes(MID_SLOT)
+    assert bytes(buf[abs_at:abs_at + 3]) == bytes.fromhex("123456"), "a value of the slot's size is kept"
+    assert bytes(buf[twcc_at:twcc_at + 2]) == bytes.fromhex("0102")
+    assert bytes(buf[payload_bounds(buf, n)[0]:n]) == bytes.fromhex("90800102")
+
+
+def test_rebuild_adds_a_block_to_a_packet_without_one() -> None:
+    plain = bytes.fromhex("80e01a2b00003039deadbeef" "9080" "0102")
+    buf = bytearray(plain) + bytearray(64)
+    n = rebuild_extensions(buf, len(plain), SLOTS, len(buf))
+    assert buf[0] & 0x10
+    assert map_extensions(buf, n, None, (4, 2, 3)) == (17, 26, 30)
+    assert bytes(buf[payload_bounds(buf, n)[0]:n]) == bytes.fromhex("90800102")
+
+
+def test_rebuild_keeps_the_two_byte_form() -> None:
+    buf = bytearray(TWO_BYTE) + bytearray(64)
+    n = rebuild_extensions(buf, len(TWO_BYTE), ((1, MID_SLOT),), len(buf))
+    assert bytes(buf[12:14]) == bytes.fromhex("1000")
+    assert find_extension(buf, n, 20) == (find_extension(buf, n, 1)[0] + MID_SLOT + 2, 2)
+    assert find_extension(buf, n, 7)[1] == 0
+    assert bytes(buf[payload_bounds(buf, n)[0]:n]) == bytes.fromhex("c0ffee")
+
+
+def test_rebuild_refuses_what_does_not_fit_or_parse() -> None:
+    buf = bytearray(ONE_BYTE)
+    assert rebuild_extensions(buf, len(ONE_BYTE), SLOTS, len(buf)) == -1
+    assert bytes(buf) == ONE_BYTE
+    overlong = bytearray.fromhex("90" + "00" * 11 + "bede00ff" + "00" * 8)
+    assert rebuild_extensions(overlong, len(overlong), SLOTS, 100) == -1
+
+
+@pytest.mark.parametrize("mid", [b"0", b"12", b"abcdefgh"])
+def test_set_mid_shrinks_the_element_and_pads(mid: bytes) -> None:
+    buf = bytearray(ONE_BYTE) + bytearray(64)
+    n = rebuild_extensions(buf, len(ONE_BYTE), SLOTS, len(buf))
+    mid_at = map_extensions(buf, n, None, (4, 0, 0))[0]
+    set_mid(buf, mid_at, b"abcdefgh")
+    set_mid(buf, mid_at, mid)
+    assert find_extension(buf, n, 4) == (mid_at, len(mid))
+    assert bytes(buf[mid_at:mid_at + len(mid)]) == mid
+    packet = RtpPacket.parse(bytes(buf[:n]), ext_map(mid=4, abs=2, twcc=3))
+    assert packet.extensions.mid == mid.decode()
+    assert packet.extensions.abs_send_time == 0x123456
+    assert packet.extensions.transport_sequence_number == 0x0102
