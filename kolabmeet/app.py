@@ -8,6 +8,7 @@ import ssl
 from aiohttp import web
 
 from kolabmeet.api.auth import token_middleware
+from kolabmeet.api.demo import DEMO_PREFIX, Demo
 from kolabmeet.api.routes import Api
 from kolabmeet.api.webhooks import Webhooks
 from kolabmeet.config import Config
@@ -24,7 +25,10 @@ SIGNALING_PATHS = frozenset({"/" + SIGNALING_PATH, "/" + SIGNALING_PATH + "/"})
 
 
 class Server:
-    """One kolabmeet server. `in_process_workers` runs media workers in this event loop (tests)."""
+    """One kolabmeet server. `in_process_workers` runs media workers in this event loop (tests).
+
+    In dev mode it also serves the demo page (`/meetmedia/demo/`).
+    """
 
     def __init__(self, config: Config, in_process_workers: bool = False) -> None:
         self.config = config
@@ -36,9 +40,11 @@ class Server:
         self.pool.on_worker_died = self.rooms.worker_died
         self.app = web.Application(
             client_max_size=config.max_body_size,
-            middlewares=[token_middleware(config.auth_token, SIGNALING_PATHS)],
+            middlewares=[token_middleware(config.auth_token, SIGNALING_PATHS, DEMO_PREFIX if config.dev else None)],
         )
         self.app.add_routes(Api(config, self.rooms, self.signaling.notifier).routes())
+        if config.dev:
+            self.app.add_routes(Demo(config, self.rooms).routes())
         self.signaling.attach(self.app, self.rooms)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None

@@ -30,7 +30,8 @@ async def _serve(config: Config) -> None:
     await server.start()
     if config.dev:
         print(f"kolabmeet (dev mode) on http://{config.listening_host}:{server.port}/meetmedia/api\n"
-              f"AUTH_TOKEN={config.auth_token}", flush=True)
+              f"AUTH_TOKEN={config.auth_token}\n"
+              f"demo meeting: http://{config.listening_host}:{server.port}/meetmedia/demo/", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -42,6 +42,12 @@ async def _json_body(request: web.Request) -> Any:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
 
 
+def connection_token(config: "Config", room_id: str, peer: Any) -> str:
+    """The signaling URL a client connects to (PROTOCOL.md's `token`)."""
+    return (f"{config.signaling_scheme}://{config.public_domain}"
+            f"?peerId={peer.id}&roomId={room_id}&authToken={peer.token}")
+
+
 class Api:
     """Route handlers; they read and change the room registry."""
 
@@ -90,9 +96,7 @@ class Api:
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         peer = room.add_peer(role)
-        url = (f"{self.config.signaling_scheme}://{self.config.public_domain}"
-               f"?peerId={peer.id}&roomId={room.id}&authToken={peer.token}")
-        return web.json_response({"id": peer.id, "token": url})
+        return web.json_response({"id": peer.id, "token": connection_token(self.config, room.id, peer)})
 
     async def signal(self, request: web.Request) -> web.Response:
         body = await _json_body(request)
