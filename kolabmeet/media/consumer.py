@@ -81,6 +81,12 @@ class Consumer(EventEmitter):
         await self.worker.request("consumer.setPriority", self.id, {"priority": priority})
         self.priority = priority
 
+    async def set_preferred_layers(self, spatial_layer: int, temporal_layer: int | None = None) -> None:
+        """The highest simulcast layer and (VP8) temporal layer to forward; the defaults are all of them."""
+        self._check_open()
+        await self.worker.request("consumer.setPreferredLayers", self.id,
+                                  {"spatialLayer": spatial_layer, "temporalLayer": temporal_layer})
+
     async def request_key_frame(self) -> None:
         self._check_open()
         await self.worker.request("consumer.requestKeyFrame", self.id)

@@ -12,6 +12,8 @@ from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParam
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from kolabmeet.media.capabilities import MID, RTP_STREAM_ID, router_rtp_capabilities
+from kolabmeet.media.worker.rtp import payload_bounds
+from kolabmeet.media.worker.vp8 import parse_descriptor
 from kolabmeet.media.worker import rtcp
 from tests.helpers import Browser, KolabApp, joined
 from tests.media.rtp_peer import VP8_PT, Receiver, gap_free, plain_viewer, udp_socket
@@ -79,7 +81,7 @@ class SizedReceiver(Receiver):
         self.widths.extend(frame.width for frame in frames)
 
 
-class RecordingReceiver(Receiver):
+class RecordingReceiver(SizedReceiver):
     """Also keeps every packet."""
 
     def __init__(self) -> None:
@@ -120,8 +122,20 @@ async def _simulcast_call(app: KolabApp, browsers: list[Browser], receiver: Rece
     return viewer, sender, ("127.0.0.1", transport["port"]), request["data"]
 
 
+def _picture_ids(packets: list[bytes]) -> list[int]:
+    """The VP8 PictureID of each new picture, in arrival order."""
+    ids: list[int] = []
+    for data in packets:
+        start, end = payload_bounds(data, len(data))
+        descriptor = parse_descriptor(data, start, end)
+        picture = int.from_bytes(data[descriptor.picture_id_at:descriptor.picture_id_at + 2], "big") & 0x7FFF
+        if not ids or ids[-1] != picture:
+            ids.append(picture)
+    return ids
+
+
 async def test_simulcast_forwards_the_best_live_encoding(app: KolabApp, browsers: list[Browser]) -> None:
-    receiver = SizedReceiver()
+    receiver = RecordingReceiver()
     viewer, sender, address, consumer = await _simulcast_call(app, browsers, receiver)
     assert consumer["type"] == "simulcast"
     assert consumer["rtpParameters"]["rtcp"]["cname"], "a producer that signalled no CNAME is given one"
@@ -145,6 +159,8 @@ async def test_simulcast_forwards_the_best_live_encoding(app: KolabApp, browsers
         last = RtpPacket.parse(receiver.streams[ssrc].last_packet, EXTENSIONS)
         assert last.extensions.mid == consumer["rtpParameters"]["mid"], "the consumer's MID replaces the producer's"
         assert last.extensions.rtp_stream_id is None, "RIDs name the producer's encodings: not forwarded"
+        pictures = _picture_ids(receiver.recorded)
+        assert all((b - a) & 0x7FFF == 1 for a, b in zip(pictures, pictures[1:])), "PictureIDs continue across switches"
     finally:
         sender.rtp.close()
         sender.rtcp.close()

@@ -13,6 +13,7 @@ from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.retransmission import RetransmissionBuffer, build_rtx
 from kolabmeet.media.worker.rtp import MID_SLOT, set_abs_send_time, set_mid, set_transport_wide_seq
 from kolabmeet.media.worker.rtp_stream import loss_score
+from kolabmeet.media.worker.vp8 import MAX_TEMPORAL_LAYER, Vp8Rewriter
 
 if TYPE_CHECKING:
     from kolabmeet.media.worker.producer import Producer
@@ -57,11 +58,14 @@ class Consumer:
         self._mid = mid.encode() if mid and len(mid) <= MID_SLOT else None
         self._pt_map = self._payload_type_map()
         self._is_video = self.kind == "video"
+        self._vp8 = Vp8Rewriter() if media["mimeType"].lower() == "video/vp8" else None
         self.rtx_buffer = RetransmissionBuffer() if self._is_video and self._wants_nack(media) else None
         self._simulcast = producer.layers > 1
         self._temporal_layers = _temporal_layers(encoding.get("scalabilityMode"))
         self.current_layer = -1 if self._simulcast else 0
         self.target_layer = producer.layers - 1 if self._simulcast else 0
+        self.preferred_spatial = producer.layers - 1
+        self.preferred_temporal = self._temporal_layers - 1
         self.active = False
         self._sync_needed = True
         self._waiting = False
@@ -130,6 +134,10 @@ class Consumer:
             self._sync(seq, ts)
         elif ((seq - self._sync_seq) & 0xFFFF) >= 0x8000:
             return
+        vp8 = self._vp8
+        if vp8 is not None and not vp8.rewrite(buf, self.producer.payload_at, self.producer.payload_end):
+            self._seq_off = (self._seq_off - 1) & 0xFFFF
+            return
         out_seq = (seq + self._seq_off) & 0xFFFF
         out_ts = (ts + self._ts_off) & 0xFFFFFFFF
         buf[1] = pt
@@ -141,6 +149,8 @@ class Consumer:
         if self.transport.send_rtp(view, self.ext_map, self.priority):
             self.packets += 1
             self.bytes += length
+        if vp8 is not None:
+            vp8.restore(buf)
         if ((out_seq - self.last_seq) & 0xFFFF) < 0x8000:
             self.last_seq = out_seq
             self.last_ts = out_ts
@@ -160,13 +170,13 @@ class Consumer:
         """Start forwarding another simulcast encoding, on its key frame, as one continuous stream."""
         self.current_layer = layer
         self._sync_needed = True
-        self._notify(self.id, "layerschange", {"spatialLayer": layer, "temporalLayer": self._temporal_layers - 1})
+        self._notify(self.id, "layerschange", {"spatialLayer": layer, "temporalLayer": self.preferred_temporal})
 
     def update_layers(self) -> None:
         """Aim at the highest simulcast encoding that is arriving; ask for a key frame to switch."""
         if not self._simulcast or not self.active:
             return
-        live = self.producer.live_layers()
+        live = [layer for layer in self.producer.live_layers() if layer <= self.preferred_spatial]
         if live:
             self.target_layer = live[-1]
         if self.current_layer != self.target_layer:
@@ -180,6 +190,8 @@ class Consumer:
         self._ts_off = (next_ts - ts) & 0xFFFFFFFF
         self._sync_seq = seq
         self._sync_needed = False
+        if self._vp8 is not None:
+            self._vp8.sync()
         self._set_waiting(False)
 
     def receive_nack(self, seqs: list[int]) -> None:
@@ -244,6 +256,19 @@ class Consumer:
     @property
     def waiting_for_keyframe(self) -> bool:
         return self._waiting
+
+    def set_preferred_layers(self, spatial: Any, temporal: Any) -> None:
+        """Forward at most simulcast layer `spatial` and (VP8) temporal layer `temporal` (None: all)."""
+        if not isinstance(spatial, int) or not 0 <= spatial < self.producer.layers:
+            raise MediaError(f"spatialLayer must be an integer from 0 to {self.producer.layers - 1}")
+        if temporal is None:
+            temporal = self._temporal_layers - 1
+        if not isinstance(temporal, int) or not 0 <= temporal < max(self._temporal_layers, 1):
+            raise MediaError(f"temporalLayer must be an integer from 0 to {self._temporal_layers - 1}")
+        self.preferred_spatial, self.preferred_temporal = spatial, temporal
+        if self._vp8 is not None:
+            self._vp8.max_temporal_layer = temporal if temporal < self._temporal_layers - 1 else MAX_TEMPORAL_LAYER
+        self.update_layers()
 
     def set_priority(self, priority: int) -> None:
         if not isinstance(priority, int) or not 1 <= priority <= 255:
@@ -330,6 +355,8 @@ class Consumer:
             "producerPaused": self.producer_is_paused,
             "priority": self.priority,
             "score": self.score,
+            "preferredLayers": {"spatialLayer": self.preferred_spatial, "temporalLayer": self.preferred_temporal},
+            "currentLayers": {"spatialLayer": self.current_layer, "temporalLayer": self.preferred_temporal},
         }
 
 

@@ -36,7 +36,8 @@ class Producer:
     consumer sees the router's ids, and every packet gets room for a MID, an
     abs-send-time and (video) a transport-wide sequence number: `mid_at`,
     `abs_send_time_at` and `twcc_at` give the current packet's value offsets for
-    consumers to fill in (-1 when absent), and `now` its arrival time.
+    consumers to fill in (-1 when absent), `payload_at`/`payload_end` the
+    payload of a video packet, and `now` its arrival time.
     """
 
     def __init__(self, producer_id: str, transport: "Transport", data: dict[str, Any],
@@ -54,6 +55,7 @@ class Producer:
         self.abs_send_time_at = -1
         self.twcc_at = -1
         self.mid_at = -1
+        self.payload_at = self.payload_end = -1
         self.now = 0.0
         self._notify = notify
         self._pt_map = self._mapped_payload_types()
@@ -195,9 +197,10 @@ class Producer:
                 mid_at, abs_at, twcc_at = map_extensions(buf, length, None, _STAMPED)
         self.mid_at, self.abs_send_time_at, self.twcc_at = mid_at, abs_at, twcc_at
         keyframe = False
-        if self.keyframe_waiters and self._is_keyframe is not None:
-            start, end = payload_bounds(buf, length)
-            keyframe = start > 0 and self._is_keyframe(buf, start, end)
+        if self._is_video:
+            self.payload_at, self.payload_end = start, end = payload_bounds(buf, length)
+            if self.keyframe_waiters and self._is_keyframe is not None:
+                keyframe = start > 0 and self._is_keyframe(buf, start, end)
         marked_pt = (byte1 & 0x80) | mapped_pt
         for consumer in self.consumers:
             consumer.send_rtp(buf, view, length, marked_pt, seq, ts, keyframe, layer)

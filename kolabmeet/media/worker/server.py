@@ -61,6 +61,8 @@ class WorkerServer:
             "consumer.resume": (Consumer, lambda c, _d: c.resume()),
             "consumer.requestKeyFrame": (Consumer, lambda c, _d: c.request_keyframe()),
             "consumer.setPriority": (Consumer, lambda c, d: c.set_priority(d.get("priority"))),
+            "consumer.setPreferredLayers": (Consumer, lambda c, d: c.set_preferred_layers(d.get("spatialLayer"),
+                                                                                          d.get("temporalLayer"))),
             "consumer.dump": (Consumer, lambda c, _d: c.dump()),
             "consumer.getStats": (Consumer, lambda c, _d: c.get_stats()),
         }
