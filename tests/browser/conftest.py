@@ -63,16 +63,29 @@ async def chromium() -> AsyncIterator[PlaywrightBrowser]:
         await browser.close()
 
 
+class LazyFirefox:
+    """One Firefox for the session, started when a test first asks for a Firefox page."""
+
+    def __init__(self, page_origin: str) -> None:
+        self.page_origin = page_origin
+        self.browser: Firefox | None = None
+
+    async def get(self) -> Firefox:
+        if self.browser is None:
+            self.browser = await Firefox.launch(allow_origins=[self.page_origin])
+        return self.browser
+
+
 @pytest.fixture(scope="session")
-async def firefox(page_origin: str) -> AsyncIterator[Firefox]:
-    browser = await Firefox.launch(allow_origins=[page_origin])
-    yield browser
-    await browser.close()
+async def firefox(page_origin: str) -> AsyncIterator[LazyFirefox]:
+    lazy = LazyFirefox(page_origin)
+    yield lazy
+    if lazy.browser is not None:
+        await lazy.browser.close()
 
 
 @pytest.fixture
-async def pages(chromium: PlaywrightBrowser, page_origin: str, request: pytest.FixtureRequest
-                ) -> AsyncIterator[PageFactory]:
+async def pages(chromium: PlaywrightBrowser, firefox: LazyFirefox, page_origin: str) -> AsyncIterator[PageFactory]:
     """`await pages("alice")` opens a meeting page (Chromium unless browser="firefox"; legacy=True for
     mediasoup-client 3.7.8), each participant in a browser context of its own; all closed at the end."""
     closers: list[Callable[[], Awaitable[Any]]] = []
@@ -81,8 +94,7 @@ async def pages(chromium: PlaywrightBrowser, page_origin: str, request: pytest.F
         url = f"{page_origin}/index.html" + ("?legacy=1" if legacy else "")
         console: list[str] = []
         if browser == "firefox":
-            firefox_browser = request.getfixturevalue("firefox")
-            driver = await firefox_browser.new_page()
+            driver = await (await firefox.get()).new_page()
             closers.append(driver.close)
             await driver.goto(url)
             console = driver.console
