@@ -29,6 +29,6 @@
   screen.disabled = false;
   screen.onclick = async () => {
     screen.disabled = true;
-    await window.meet.sendScreen();
+    await window.meet.sendScreen({ display: true });
   };
 })();

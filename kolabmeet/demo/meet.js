@@ -143,9 +143,14 @@ class Meeting {
     });
   }
 
-  // A screen share with the Kolab client's settings. The track is drawn on a canvas: headless browsers
-  // have no screen to pick, and the server sees the same thing (two encodings, appData.source "screen").
-  async sendScreen() {
+  // A screen share with the Kolab client's settings. With {display: true} the user picks a screen; else the
+  // track is drawn on a canvas (headless browsers have no screen to pick; the server sees the same thing:
+  // two encodings, appData.source "screen").
+  async sendScreen({ display = false } = {}) {
+    if (display) {
+      const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 5 } } });
+      return this.produce(stream.getVideoTracks()[0], "screen", { encodings: SCREEN_ENCODINGS });
+    }
     const canvas = document.createElement("canvas");
     canvas.width = 1280;
     canvas.height = 720;
