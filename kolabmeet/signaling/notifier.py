@@ -49,7 +49,16 @@ class Notifier:
     def disconnect(self, sid: str) -> None:
         self._spawn(self.sio.disconnect(sid))
 
-    async def drain(self) -> None:
-        """Wait for what was queued (used when closing the server)."""
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    async def drain(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for what was queued (when closing the server); cancel the rest.
+
+        A socket whose client stopped reading never takes its last packets.
+        """
+        if not self._tasks:
+            return
+        _done, pending = await asyncio.wait(list(self._tasks), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("closing: %d message(s) to clients not sent in %.0f s, dropped", len(pending), timeout)
+            await asyncio.gather(*pending, return_exceptions=True)

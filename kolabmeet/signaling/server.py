@@ -28,6 +28,8 @@ log = logging.getLogger("kolabmeet.signaling")
 
 SIGNALING_PATH = "meetmedia/signaling"
 MAX_MESSAGE = 1024 * 1024
+CLOSE_TIMEOUT = 2.0
+"""Seconds stopping waits for queued messages, then for sockets to take their close packet."""
 
 
 class Signaling:
@@ -48,10 +50,18 @@ class Signaling:
         self.sio.on("request", self._on_request)
 
     async def close(self) -> None:
-        """Drop every engine.io connection, so that stopping never waits on a client."""
-        await self.notifier.drain()
-        if self.sio.eio.sockets:
-            await self.sio.eio.disconnect()
+        """Drop every engine.io connection, so that stopping never waits on a client for long."""
+        await self.notifier.drain(CLOSE_TIMEOUT)
+        eio = self.sio.eio
+        if eio.sockets:
+            try:
+                await asyncio.wait_for(eio.disconnect(), CLOSE_TIMEOUT)
+            except asyncio.TimeoutError:
+                log.warning("closing: %d socket(s) did not take their close packet; aborted", len(eio.sockets))
+                for socket in list(eio.sockets.values()):
+                    await socket.close(wait=False, abort=True)
+                eio.sockets = {}
+        await eio.shutdown()
 
     def attach(self, app: web.Application, rooms: "Rooms") -> None:
         """Serve on /meetmedia/signaling, with and without the trailing slash."""

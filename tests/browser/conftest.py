@@ -8,15 +8,13 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
-from aiohttp import web
 from playwright.async_api import Browser as PlaywrightBrowser, async_playwright
 
 from kolabmeet.app import Server
-from kolabmeet.demo import PAGE_FILES, build, page_file
 from tests.browser.firefox import Firefox
-from tests.browser.pages import MeetingPage
+from tests.browser.pages import MeetingPage, serve_page
 from tests.conftest import running_server
-from tests.helpers import KolabApp, free_port
+from tests.helpers import KolabApp
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -36,22 +34,8 @@ PageFactory = Callable[..., Awaitable[MeetingPage]]
 @pytest.fixture(scope="session")
 async def page_origin() -> AsyncIterator[str]:
     """The meeting page, served on 127.0.0.1 from another port (so another origin) than the signaling."""
-    build()
-
-    async def serve(request: web.Request) -> web.StreamResponse:
-        path = page_file(request.match_info["name"] or "index.html")
-        if path is None:
-            raise web.HTTPNotFound()
-        return web.FileResponse(path, headers={"Cache-Control": "no-store"})
-
-    app = web.Application()
-    app.add_routes([web.get("/{name:.*}", serve)])
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    assert set(PAGE_FILES) >= {"index.html", "meet.js"}
-    yield f"http://127.0.0.1:{port}"
+    runner, origin = await serve_page()
+    yield origin
     await runner.cleanup()
 
 

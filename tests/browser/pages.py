@@ -10,6 +10,31 @@ import asyncio
 import time
 from typing import Any, Awaitable, Callable, Protocol
 
+from aiohttp import web
+
+from kolabmeet.demo import build, page_file
+from tests.helpers import free_port
+
+
+async def serve_page() -> tuple[web.AppRunner, str]:
+    """Build the page and serve it on 127.0.0.1 from a port of its own (another origin than the signaling):
+    (the runner to clean up, the origin)."""
+    build()
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        path = page_file(request.match_info["name"] or "index.html")
+        if path is None:
+            raise web.HTTPNotFound()
+        return web.FileResponse(path, headers={"Cache-Control": "no-store"})
+
+    app = web.Application()
+    app.add_routes([web.get("/{name:.*}", serve)])
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
 
 class Driver(Protocol):
     """What Playwright's Page and our Firefox BiDi page both offer."""

@@ -79,26 +79,9 @@ def _element_kind(profile: int) -> int:
 
 def find_extension(buf: Buffer, length: int, ext_id: int) -> tuple[int, int]:
     """(value offset, value length) of extension element ``ext_id``; (-1, 0) if absent."""
-    profile, pos, end = extension_block(buf, length)
-    kind = _element_kind(profile)
-    while kind and pos < end:
-        b = buf[pos]
-        if b == 0:  # padding byte
-            pos += 1
-            continue
-        if kind == 1:
-            if b >> 4 == 15:  # id 15: stop processing (RFC 8285 4.2)
-                break
-            xid, vpos, vlen = b >> 4, pos + 1, (b & 0x0F) + 1
-        else:
-            if pos + 2 > end:
-                break
-            xid, vpos, vlen = b, pos + 2, buf[pos + 1]
-        if vpos + vlen > end:
-            break
+    for xid, start, stop in _elements(buf, length):
         if xid == ext_id:
-            return vpos, vlen
-        pos = vpos + vlen
+            return start, stop - start
     return -1, 0
 
 
@@ -115,7 +98,10 @@ def map_extensions(buf: Buffer, length: int, id_map: bytes | None,
                    wanted: tuple[int, int, int]) -> tuple[int, int, int]:
     """One pass over the extension block: ids mapped through ``id_map`` (None
     keeps them; see :func:`rewrite_extension_ids`), and the value offsets of the
-    three ``wanted`` (mapped) ids, -1 for each one absent."""
+    three ``wanted`` (mapped) ids, -1 for each one absent.
+
+    The walk of :func:`_elements`, written out again: this runs for every packet
+    and allocates nothing."""
     first = second = third = -1
     profile, pos, end = extension_block(buf, length)
     kind = _element_kind(profile)
@@ -160,18 +146,18 @@ def extension_size(buf: Buffer, value_at: int) -> int:
     return buf[value_at - 1]
 
 
-def _elements(buf: Buffer, length: int) -> tuple[int, list[tuple[int, int, int]]]:
-    """(kind, [(id, value start, value end)]) of the extension block; kind 0 without a block."""
+def _elements(buf: Buffer, length: int) -> list[tuple[int, int, int]]:
+    """[(id, value start, value end)] of the extension block's elements (RFC 8285), in order."""
     profile, pos, end = extension_block(buf, length)
     kind = _element_kind(profile)
     found = []
     while kind and pos < end:
         b = buf[pos]
-        if b == 0:
+        if b == 0:  # padding byte
             pos += 1
             continue
         if kind == 1:
-            if b >> 4 == 15:
+            if b >> 4 == 15:  # id 15: stop processing (RFC 8285 4.2)
                 break
             xid, value, stop = b >> 4, pos + 1, pos + 2 + (b & 0x0F)
         else:
@@ -182,7 +168,7 @@ def _elements(buf: Buffer, length: int) -> tuple[int, list[tuple[int, int, int]]
             break
         found.append((xid, value, stop))
         pos = stop
-    return kind, found
+    return found
 
 
 def rebuild_extensions(buf: bytearray, length: int, slots: tuple[tuple[int, int], ...], capacity: int) -> int:
@@ -196,7 +182,8 @@ def rebuild_extensions(buf: bytearray, length: int, slots: tuple[tuple[int, int]
     head = _csrc_end(buf, length)
     if head < 0:
         return -1
-    kind, found = _elements(buf, length) if buf[0] & 0x10 else (0, [])
+    kind = _element_kind(extension_block(buf, length)[0]) if buf[0] & 0x10 else 0
+    found = _elements(buf, length) if kind else []
     payload_at = extension_block(buf, length)[2] if buf[0] & 0x10 else head
     if payload_at < 0:
         return -1
