@@ -93,19 +93,22 @@ class RecordingReceiver(SizedReceiver):
         super()._on_rtp(data, addr)
 
 
-def _producer_parameters(mid: str) -> dict[str, Any]:
+def _producer_parameters(mid: str, by_ssrc: bool = False) -> dict[str, Any]:
+    encodings = [{"rid": "r0", "scalabilityMode": "L1T1"}, {"rid": "r1", "scalabilityMode": "L1T1"}]
+    if by_ssrc:
+        encodings = [{"ssrc": 3001, "scalabilityMode": "L1T1"}, {"ssrc": 3002, "scalabilityMode": "L1T1"}]
     return {
         "mid": mid,
         "codecs": [{"mimeType": "video/VP8", "payloadType": VP8_PT, "clockRate": 90000,
                     "rtcpFeedback": [{"type": "nack", "parameter": "pli"}]}],
         "headerExtensions": [{"uri": MID, "id": 1}, {"uri": RTP_STREAM_ID, "id": 2}],
-        "encodings": [{"rid": "r0", "scalabilityMode": "L1T1"}, {"rid": "r1", "scalabilityMode": "L1T1"}],
+        "encodings": encodings,
         "rtcp": {},
     }
 
 
 async def _simulcast_call(app: KolabApp, browsers: list[Browser], receiver: Receiver, caps: dict[str, Any] | None = None,
-                          mid: str = "7") -> tuple[Browser, SimulcastSender, Any, dict[str, Any]]:
+                          mid: str = "7", by_ssrc: bool = False) -> tuple[Browser, SimulcastSender, Any, dict[str, Any]]:
     """A plain viewer, then a publisher of the two-encoding stream: (viewer, sender, address, newConsumer data)."""
     room = await app.create_room()
     viewer, _ = await plain_viewer(app, room, receiver, caps)
@@ -113,11 +116,12 @@ async def _simulcast_call(app: KolabApp, browsers: list[Browser], receiver: Rece
     publisher = await joined(app, room, role=3)
     browsers.append(publisher)
     sender = SimulcastSender(mid)
+    sender.tagged = not by_ssrc
     await sender.open()
     transport = await publisher.ok("createPlainTransport", {"producing": True, "consuming": False})
     sender.rtcp.sendto(rtcp.sender_report(1, rtcp.ntp_now(), 0, 0, 0), ("127.0.0.1", transport["rtcpPort"]))
     await publisher.ok("produce", {"transportId": transport["id"], "kind": "video",
-                                   "rtpParameters": _producer_parameters(mid), "appData": {"source": "webcam"}})
+                                   "rtpParameters": _producer_parameters(mid, by_ssrc), "appData": {"source": "webcam"}})
     (request,) = await viewer.wait_request("newConsumer")
     return viewer, sender, ("127.0.0.1", transport["port"]), request["data"]
 
@@ -202,6 +206,27 @@ async def test_every_packet_carries_the_consumers_mid(app: KolabApp, browsers: l
         assert receiver.frames_decoded > 20
         for data in receiver.recorded:
             assert RtpPacket.parse(data, EXTENSIONS).extensions.mid == consumer["rtpParameters"]["mid"]
+    finally:
+        sender.rtp.close()
+        sender.rtcp.close()
+        receiver.close()
+
+
+async def test_simulcast_encodings_by_ssrc(app: KolabApp, browsers: list[Browser]) -> None:
+    """Encodings signalled by SSRC (no MID or RID in the packets): the best one is forwarded, the other on loss."""
+    receiver = SizedReceiver()
+    viewer, sender, address, consumer = await _simulcast_call(app, browsers, receiver, by_ssrc=True)
+    assert consumer["type"] == "simulcast"
+    try:
+        await sender.stream(address, 1.5, ("r0", "r1"))
+        await viewer.wait_for("consumerLayersChanged", lambda d: d["layers"]["spatialLayer"] == 1)
+        assert set(receiver.widths[-10:]) == {320}
+        await sender.stream(address, 3.0, ("r0",))
+        await viewer.wait_for("consumerLayersChanged", lambda d: d["layers"]["spatialLayer"] == 0)
+        await sender.stream(address, 1.0, ("r0",))
+        assert set(receiver.widths[-10:]) == {160}
+        (ssrc,) = receiver.streams
+        assert gap_free(receiver.streams[ssrc].seqs)
     finally:
         sender.rtp.close()
         sender.rtcp.close()
