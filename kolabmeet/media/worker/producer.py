@@ -11,7 +11,7 @@ from kolabmeet.media.capabilities import MID, REPAIRED_RTP_STREAM_ID as RRID, RT
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.keyframe import KEYFRAME_DETECTORS
 from kolabmeet.media.worker.retransmission import restore_rtx
-from kolabmeet.media.worker.rtp import MID_SLOT, extension_size, map_extensions, payload_bounds, rebuild_extensions
+from kolabmeet.media.worker.rtp import MID_SLOT, add_extension_slots, extension_size, map_extensions, payload_bounds
 from kolabmeet.media.worker.rtp_stream import RecvStream
 
 if TYPE_CHECKING:
@@ -190,9 +190,9 @@ class Producer:
             return
         mid_at, abs_at, twcc_at = map_extensions(buf, length, self._ext_map, _STAMPED) if buf[0] & 0x10 else _ABSENT
         if mid_at < 0 or abs_at < 0 or (twcc_at < 0 and self._is_video) or extension_size(buf, mid_at) != MID_SLOT:
-            rebuilt = rebuild_extensions(buf, length, self._slots, len(buf) - 64)
-            if rebuilt > 0:
-                length = rebuilt
+            grown = add_extension_slots(buf, length, self._slots, (mid_at, abs_at, twcc_at), len(buf) - 64)
+            if grown > 0:
+                length = grown
                 view = memoryview(buf)[:length]
                 mid_at, abs_at, twcc_at = map_extensions(buf, length, None, _STAMPED)
         self.mid_at, self.abs_send_time_at, self.twcc_at = mid_at, abs_at, twcc_at

@@ -171,39 +171,63 @@ def _elements(buf: Buffer, length: int) -> list[tuple[int, int, int]]:
     return found
 
 
-def rebuild_extensions(buf: bytearray, length: int, slots: tuple[tuple[int, int], ...], capacity: int) -> int:
-    """Rebuild the header extension block so that it has an element ``(id, size)`` for each slot.
+_SLOT_ELEMENTS: dict[tuple[int, int, int], bytes] = {}
 
-    A slot's value is kept when the packet had it at that size, else zeroed (the
-    forwarder fills it in). Other elements are kept as they are. The payload moves
-    to follow the new block. Returns the new length, or -1 when the packet is
-    malformed or would outgrow ``capacity``.
+
+def _slot_element(xid: int, size: int, kind: int) -> bytes:
+    """An element of ``size`` zero bytes in the one-byte (kind 1) or two-byte (kind 2) form."""
+    element = _SLOT_ELEMENTS.get((xid, size, kind))
+    if element is None:
+        header = bytes(((xid << 4) | (size - 1),)) if kind == 1 else bytes((xid, size))
+        element = _SLOT_ELEMENTS[(xid, size, kind)] = header + bytes(size)
+    return element
+
+
+def add_extension_slots(buf: bytearray, length: int, slots: tuple[tuple[int, int], ...],
+                        found_at: tuple[int, ...], capacity: int) -> int:
+    """Give the packet an element ``(id, size)`` for each slot it lacks, to be filled in by the forwarder.
+
+    ``found_at`` holds each slot's value offset as :func:`map_extensions` found it
+    (-1: absent). Missing elements are added, zeroed, at the start of the block (a
+    one-byte block is made if there is none); one of another size is blanked into
+    padding and added anew. The rest of the block and the payload move up. Returns
+    the new length, or -1 when the packet is malformed or would outgrow ``capacity``.
     """
     head = _csrc_end(buf, length)
     if head < 0:
         return -1
-    kind = _element_kind(extension_block(buf, length)[0]) if buf[0] & 0x10 else 0
-    found = _elements(buf, length) if kind else []
-    payload_at = extension_block(buf, length)[2] if buf[0] & 0x10 else head
-    if payload_at < 0:
-        return -1
-    values = {xid: bytes(buf[start:stop]) for xid, start, stop in found}
-    elements = [(xid, values[xid] if len(values.get(xid, b"")) == size else bytes(size)) for xid, size in slots if xid]
-    elements += [(xid, value) for xid, value in values.items() if all(xid != slot for slot, _size in slots)]
-    one_byte = kind != 2 and all(0 < xid <= 14 and 0 < len(value) <= 16 for xid, value in elements)
-    block = bytearray()
-    for xid, value in elements:
-        block += bytes(((xid << 4) | (len(value) - 1),)) if one_byte else bytes((xid, len(value)))
-        block += value
-    block += bytes(-len(block) % 4)
-    header = _EXT_HEADER.pack(ONE_BYTE_PROFILE if one_byte else TWO_BYTE_PROFILE, len(block) // 4)
-    payload = bytes(buf[payload_at:length])
-    new_length = head + 4 + len(block) + len(payload)
+    profile, kind, start, end = ONE_BYTE_PROFILE, 1, head, head
+    if buf[0] & 0x10:
+        profile, start, end = extension_block(buf, length)
+        if start < 0:
+            return -1
+        kind = _element_kind(profile)
+        if kind == 0:  # an unknown profile: its data cannot be kept
+            profile, kind, start = ONE_BYTE_PROFILE, 1, end
+    prefix = b""
+    blanks = []
+    for (xid, size), at in zip(slots, found_at):
+        if at >= 0:
+            have = extension_size(buf, at)
+            if have == size:
+                continue
+            blanks.append((at - kind, at + have))
+        prefix += _slot_element(xid, size, kind)
+    kept = end - start
+    pad = -(len(prefix) + kept) % 4
+    new_end = head + 4 + len(prefix) + kept + pad
+    new_length = new_end + length - end
     if new_length > capacity:
         return -1
-    buf[head:head + 4] = header
-    buf[head + 4:head + 4 + len(block)] = block
-    buf[head + 4 + len(block):new_length] = payload
+    for blank_start, blank_end in blanks:
+        buf[blank_start:blank_end] = _ZEROS[:blank_end - blank_start]
+    tail = memoryview(buf[start:length])  # a copy: source and destination overlap
+    buf[head:head + 4] = _EXT_HEADER.pack(profile, (new_end - head - 4) // 4)
+    pos = head + 4 + len(prefix)
+    buf[head + 4:pos] = prefix
+    buf[pos:pos + kept] = tail[:kept]
+    buf[pos + kept:new_end] = _ZEROS[:pad]
+    buf[new_end:new_length] = tail[kept:]
     buf[0] |= 0x10
     return new_length
 

@@ -7,13 +7,13 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from kolabmeet.media.worker.rtp import (
     MID_SLOT,
     RTP_HEADER,
+    add_extension_slots,
     extension_block,
     extension_size,
     find_extension,
     map_extensions,
     is_rtp,
     payload_bounds,
-    rebuild_extensions,
     rewrite_extension_ids,
     set_abs_send_time,
     set_mid,
@@ -293,48 +293,65 @@ SLOTS = ((4, MID_SLOT), (2, 3), (3, 2))
 """MID (id 4 in ONE_BYTE), abs-send-time (2), transport-cc (3)."""
 
 
-def test_rebuild_gives_a_mid_slot_and_keeps_the_rest() -> None:
-    buf = bytearray(ONE_BYTE) + bytearray(64)
-    n = rebuild_extensions(buf, len(ONE_BYTE), SLOTS, len(buf))
-    assert n == len(ONE_BYTE) + 4
-    assert bytes(buf[12:16]) == bytes.fromhex("bede0004")
+def grow(packet: bytes, slots=SLOTS, capacity: int = 200) -> tuple[bytearray, int]:
+    buf = bytearray(packet) + bytearray(200)
+    found = map_extensions(buf, len(packet), None, (tuple(xid for xid, _size in slots) + (0, 0))[:3])[:len(slots)]
+    return buf, add_extension_slots(buf, len(packet), slots, found, capacity)
+
+
+def test_slots_give_a_mid_of_full_size_and_keep_the_rest() -> None:
+    buf, n = grow(ONE_BYTE)
+    assert n == len(ONE_BYTE) + 12, "9 bytes of MID slot, padded to a word"
+    assert bytes(buf[12:16]) == bytes.fromhex("bede0006")
     mid_at, abs_at, twcc_at = map_extensions(buf, n, None, (4, 2, 3))
-    assert extension_size(buf, mid_at) == MID_SLOT and bytes(buf[mid_at:mid_at + MID_SLOT]) == bytes(MID_SLOT)
-    assert bytes(buf[abs_at:abs_at + 3]) == bytes.fromhex("123456"), "a value of the slot's size is kept"
+    assert mid_at == 17 and extension_size(buf, mid_at) == MID_SLOT
+    assert bytes(buf[mid_at:mid_at + MID_SLOT]) == bytes(MID_SLOT)
+    assert bytes(buf[abs_at:abs_at + 3]) == bytes.fromhex("123456"), "elements of the right size stay"
     assert bytes(buf[twcc_at:twcc_at + 2]) == bytes.fromhex("0102")
     assert bytes(buf[payload_bounds(buf, n)[0]:n]) == bytes.fromhex("90800102")
+    assert len(_elements_of(buf, n)) == 3, "the short MID became padding"
 
 
-def test_rebuild_adds_a_block_to_a_packet_without_one() -> None:
+def _elements_of(buf: bytearray, n: int) -> list[int]:
+    return [xid for xid in range(1, 15) if find_extension(buf, n, xid)[0] >= 0]
+
+
+def test_slots_make_a_block_in_a_packet_without_one() -> None:
     plain = bytes.fromhex("80e01a2b00003039deadbeef" "9080" "0102")
-    buf = bytearray(plain) + bytearray(64)
-    n = rebuild_extensions(buf, len(plain), SLOTS, len(buf))
+    buf, n = grow(plain)
     assert buf[0] & 0x10
     assert map_extensions(buf, n, None, (4, 2, 3)) == (17, 26, 30)
     assert bytes(buf[payload_bounds(buf, n)[0]:n]) == bytes.fromhex("90800102")
 
 
-def test_rebuild_keeps_the_two_byte_form() -> None:
-    buf = bytearray(TWO_BYTE) + bytearray(64)
-    n = rebuild_extensions(buf, len(TWO_BYTE), ((1, MID_SLOT),), len(buf))
+def test_slots_keep_the_two_byte_form() -> None:
+    buf, n = grow(TWO_BYTE, ((1, MID_SLOT),))
     assert bytes(buf[12:14]) == bytes.fromhex("1000")
-    assert find_extension(buf, n, 20) == (find_extension(buf, n, 1)[0] + MID_SLOT + 2, 2)
-    assert find_extension(buf, n, 7)[1] == 0
+    assert find_extension(buf, n, 1) == (18, MID_SLOT)
+    assert find_extension(buf, n, 20)[1] == 2 and find_extension(buf, n, 7)[1] == 0
     assert bytes(buf[payload_bounds(buf, n)[0]:n]) == bytes.fromhex("c0ffee")
 
 
-def test_rebuild_refuses_what_does_not_fit_or_parse() -> None:
+def test_nothing_to_add_leaves_the_packet() -> None:
+    buf, n = grow(ONE_BYTE)
+    again = bytes(buf[:n])
+    found = map_extensions(buf, n, None, (4, 2, 3))
+    assert add_extension_slots(buf, n, SLOTS, found, len(buf)) == n
+    assert bytes(buf[:n]) == again
+
+
+def test_slots_refused_when_they_do_not_fit_or_parse() -> None:
     buf = bytearray(ONE_BYTE)
-    assert rebuild_extensions(buf, len(ONE_BYTE), SLOTS, len(buf)) == -1
+    found = map_extensions(buf, len(buf), None, (4, 2, 3))
+    assert add_extension_slots(buf, len(ONE_BYTE), SLOTS, found, len(buf)) == -1
     assert bytes(buf) == ONE_BYTE
     overlong = bytearray.fromhex("90" + "00" * 11 + "bede00ff" + "00" * 8)
-    assert rebuild_extensions(overlong, len(overlong), SLOTS, 100) == -1
+    assert add_extension_slots(overlong, len(overlong), SLOTS, (-1, -1, -1), 100) == -1
 
 
 @pytest.mark.parametrize("mid", [b"0", b"12", b"abcdefgh"])
 def test_set_mid_shrinks_the_element_and_pads(mid: bytes) -> None:
-    buf = bytearray(ONE_BYTE) + bytearray(64)
-    n = rebuild_extensions(buf, len(ONE_BYTE), SLOTS, len(buf))
+    buf, n = grow(ONE_BYTE)
     mid_at = map_extensions(buf, n, None, (4, 0, 0))[0]
     set_mid(buf, mid_at, b"abcdefgh")
     set_mid(buf, mid_at, mid)
