@@ -67,12 +67,16 @@ async def _growth(read: Callable[[], Awaitable[int]], seconds: float = 1.5) -> i
 
 
 async def test_screen_share_with_two_encodings(pages: PageFactory, meeting: Any) -> None:
+    """The 1.5 Mbit/s maxIncomingBitrate leaves Chromium room for the low layer only: it sends one frame of
+    the high layer and stops it, and the consumer, which took that layer, goes down to the low one once the
+    high one has been silent for 1.5 s (the bandwidth estimation's work to do better)."""
     server, app = meeting
-    room, (alice, bob) = await _room_of_two(pages, app, second={"webcam": False, "mic": False})
+    room, (alice, bob) = await _room_of_two(pages, app, first={"webcam": False},
+                                            second={"webcam": False, "mic": False})
     await alice.call("sendScreen")
     await until(lambda: _has_source(bob, "screen"), 10, "bob's consumer of alice's screen")
-    await until(lambda: _frames(bob, "screen"), 10, "a decoded screen frame")
-    assert await _growth(lambda: _frames(bob, "screen"), 2.0) >= 3, "the screen share (5 fps) keeps decoding"
+    await until(lambda: _at_least(_growth(lambda: _frames(bob, "screen"), 2.0), 4), 15,
+                "the screen share (5 fps) decoding")
     producer = next(p for p in server.rooms.get(room).peers[alice.peer_id].producers.values()
                     if p.app_data["source"] == "screen")
     encodings = producer.rtp_parameters["encodings"]

@@ -205,6 +205,48 @@ def remb(sender_ssrc: int, bitrate: int, ssrcs: Sequence[int]) -> bytes:
 # ----------------------------------------------------------------- parsers
 
 
+def _status_chunks(symbols: Sequence[int]) -> bytearray:
+    """Packet status chunks for ``symbols``: run lengths for runs, else status vectors (padded with 0)."""
+    out = bytearray()
+    i, count = 0, len(symbols)
+    while i < count:
+        run = 1
+        while i + run < count and symbols[i + run] == symbols[i] and run < 0x1FFF:
+            run += 1
+        if run >= 14:
+            out += _U16.pack((symbols[i] << 13) | run)
+            i += run
+            continue
+        group = symbols[i:i + 14]
+        if len(group) == 14 and max(group) <= 1:
+            out += _U16.pack(0x8000 | sum(bit << (13 - n) for n, bit in enumerate(group)))
+            i += 14
+            continue
+        group = symbols[i:i + 7]
+        out += _U16.pack(0xC000 | sum(sym << (12 - 2 * n) for n, sym in enumerate(group)))
+        i += 7
+    return out
+
+
+def transport_cc(sender_ssrc: int, media_ssrc: int, base_seq: int, reference_time: int, fb_count: int,
+                 deltas: Sequence[Optional[int]]) -> bytes:
+    """A transport-wide CC feedback: one entry per sequence number from ``base_seq``, its receive delta
+    in 250 µs ticks (from the previous packet, the first from ``reference_time`` x 64 ms) or None if lost."""
+    symbols = [0 if d is None else 1 if 0 <= d <= 255 else 2 for d in deltas]
+    body = bytearray(_TCC_HEAD.pack(base_seq & 0xFFFF, len(deltas),
+                                    ((reference_time & 0xFFFFFF) << 8) | (fb_count & 0xFF)))
+    body += _status_chunks(symbols)
+    for delta, symbol in zip(deltas, symbols):
+        if symbol == 1:
+            body.append(delta)
+        elif symbol == 2:
+            body += _S16.pack(delta)
+    body += bytes(-len(body) % 4)
+    packet = _feedback(PT_RTPFB, FMT_TCC, sender_ssrc, media_ssrc, len(body))
+    packet[12:] = body
+    return bytes(packet)
+
+
 def iter_packets(data: Buffer, length: Optional[int] = None) -> Iterator[tuple[int, int, int, int]]:
     """Yield (packet_type, count_or_fmt, offset, size_bytes) for each packet of a compound."""
     end = len(data) if length is None else min(length, len(data))

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from abc import ABC, abstractmethod
 import secrets
 import struct
+import time
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Callable
 
+from kolabmeet.media.capabilities import TRANSPORT_WIDE_CC
 from kolabmeet.media.errors import InvalidStateError, MediaError
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.consumer import Consumer
 from kolabmeet.media.worker.producer import Producer
-from kolabmeet.media.worker.rtp import find_extension
+from kolabmeet.media.worker.rtp import find_extension, map_extensions
 from kolabmeet.media.worker.srtp import PacketBuffer
+from kolabmeet.media.worker.tcc_feedback import FEEDBACK_INTERVAL, TccFeedback
 
 if TYPE_CHECKING:
     from kolabmeet.media.worker.router import Router
@@ -25,6 +28,7 @@ RECV_VIEW = RECV.view
 SEND = PacketBuffer()
 """Where a consumer's copy of a packet is made (extension ids changed, SRTP applied)."""
 _SSRC = struct.Struct("!I")
+_U16 = struct.Struct("!H")
 
 Notify = Callable[[str, str, Any], None]
 
@@ -59,6 +63,10 @@ class Transport(ABC):
         self._consumer_by_ssrc: dict[int, Consumer] = {}
         self._twcc_seq = 0
         self._by_mid: dict[str, Producer] = {}
+        self.tcc = TccFeedback()
+        self._tcc_id = 0
+        """The remote's transport-wide-cc extension id, once a producer signalled it: we then send feedback."""
+        self._tcc_timer: asyncio.TimerHandle | None = None
         self._rtcp_timer = asyncio.get_running_loop().call_later(RTCP_INTERVAL, self._on_rtcp_timer)
 
     @abstractmethod
@@ -96,6 +104,9 @@ class Transport(ABC):
             self._by_mid[producer.mid] = producer
         for ssrc in producer.media_ssrcs():
             self._ssrc_table[ssrc] = producer
+        for extension in producer.rtp_parameters.get("headerExtensions", []):
+            if extension["uri"] == TRANSPORT_WIDE_CC:
+                self._tcc_id = extension["id"]
         self.producers[producer_id] = producer
         self.router.add_producer(producer)
         return producer
@@ -133,12 +144,30 @@ class Transport(ABC):
         """Hot path: find the producer by SSRC and hand it the packet."""
         self.bytes_received += length
         ssrc = _SSRC.unpack_from(buf, 8)[0]
+        if self._tcc_id and buf[0] & 0x10:
+            self._tcc_received(buf, length, ssrc)
         producer = self._ssrc_table.get(ssrc)
         if producer is None:
             producer = self._identify(buf, length, ssrc)
             if producer is None:
                 return
         producer.receive_rtp(buf, RECV_VIEW[:length], length, ssrc)
+
+    def _tcc_received(self, buf: bytearray, length: int, ssrc: int) -> None:
+        """Note the packet's transport-wide sequence number (probes and unknown SSRCs too: all count)."""
+        at = map_extensions(buf, length, None, (self._tcc_id, 0, 0))[0]
+        if at < 0:
+            return
+        self.tcc.received(_U16.unpack_from(buf, at)[0], time.monotonic(), ssrc)
+        if self._tcc_timer is None:
+            self._tcc_timer = asyncio.get_running_loop().call_later(FEEDBACK_INTERVAL, self._send_tcc)
+
+    def _send_tcc(self) -> None:
+        self._tcc_timer = None
+        if self.closed:
+            return
+        for packet in self.tcc.packets(self.rtcp_ssrc):
+            self.send_rtcp(packet)
 
     def _identify(self, buf: bytearray, length: int, ssrc: int) -> Producer | None:
         """A new SSRC: its MID names the producer, its RID (or repaired RID) the encoding."""
@@ -240,6 +269,8 @@ class Transport(ABC):
             return
         self.closed = True
         self._rtcp_timer.cancel()
+        if self._tcc_timer is not None:
+            self._tcc_timer.cancel()
         for producer in list(self.producers.values()):
             producer.close()
             self.remove_producer(producer)

@@ -1,0 +1,48 @@
+"""Chromium's send-side bandwidth estimation fed by our transport-wide CC feedback, capped by maxIncomingBitrate."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.browser.conftest import PageFactory, meeting_server
+from tests.browser.pages import MeetingPage, until
+
+PUBLISHER = 3
+
+
+async def _sender_state(page: MeetingPage) -> tuple[int, list[str]]:
+    """(the send transport's availableOutgoingBitrate, each webcam layer's qualityLimitationReason)."""
+    stats = await page.stats()
+    webcam = next(p for p in stats["producers"] if p["source"] == "webcam")
+    reasons = [e["qualityLimitationReason"] for e in webcam["encodings"]]
+    return stats["transports"]["send"].get("availableOutgoingBitrate") or 0, reasons
+
+
+async def test_chromium_estimate_reaches_the_start_bitrate_and_layers_are_not_limited(pages: PageFactory,
+                                                                                     meeting: Any) -> None:
+    _server, app = meeting
+    room = await app.create_room()
+    page = await pages("alice")
+    await page.start((await app.connection(room, PUBLISHER))["token"], mic=False)
+    started = time.monotonic()
+
+    async def ramped() -> bool:
+        bitrate, reasons = await _sender_state(page)
+        return bitrate >= 1_000_000 and len(reasons) == 2 and set(reasons) == {"none"}
+
+    await until(ramped, 10, "an estimate of at least 1 Mbit/s and no quality limitation on either layer")
+    assert time.monotonic() - started < 10
+
+
+async def test_max_incoming_bitrate_caps_the_estimate(pages: PageFactory) -> None:
+    async with meeting_server(max_incoming_bitrate=600_000) as (_server, app):
+        room = await app.create_room()
+        page = await pages("alice")
+        await page.start((await app.connection(room, PUBLISHER))["token"], mic=False)
+
+        async def capped() -> bool:
+            bitrate, _reasons = await _sender_state(page)
+            return 0 < bitrate <= 600_000
+
+        await until(capped, 10, "the estimate held at maxIncomingBitrate (REMB)")
