@@ -137,10 +137,30 @@ class Meeting {
   }
 
   async sendMic() {
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-    return this.produce(stream.getAudioTracks()[0], "mic", {
+    return this.produce(await this.micTrack(), "mic", {
       codecOptions: { opusStereo: false, opusDtx: true, opusFec: true, opusPtime: 20 },
     });
+  }
+
+  // The microphone, or with options.tone (a gain, 0 for silence) a 440 Hz WebAudio tone whose loudness the
+  // tests set with setTone(): a speaker and a silent listener.
+  async micTrack() {
+    if (this.options.tone === undefined) {
+      return (await navigator.mediaDevices.getUserMedia({ audio: true })).getAudioTracks()[0];
+    }
+    const context = new AudioContext();
+    const oscillator = context.createOscillator();
+    this.toneGain = context.createGain();
+    this.toneGain.gain.value = this.options.tone;
+    const destination = context.createMediaStreamDestination();
+    oscillator.connect(this.toneGain).connect(destination);
+    oscillator.start();
+    await context.resume();
+    return destination.stream.getAudioTracks()[0];
+  }
+
+  setTone(gain) {
+    this.toneGain.gain.value = gain;
   }
 
   // A screen share with the Kolab client's settings. With {display: true} the user picks a screen; else the
@@ -324,6 +344,10 @@ class Meeting {
 
   seen(method) {
     return this.events.filter((e) => e.method === method).map((e) => e.data);
+  }
+
+  seen_events(method) {
+    return this.events.filter((e) => e.method === method);
   }
 }
 

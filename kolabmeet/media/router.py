@@ -43,7 +43,8 @@ def _follow_up_done(task: "asyncio.Task[Any]") -> None:
 class Router(EventEmitter):
     """Creates transports; knows every producer on it, so consumers can be negotiated.
 
-    Events: "workerclose" when its worker went away.
+    Events: "workerclose" when its worker went away; "activespeaker" (producer id) when another
+    audio producer became the loudest for a moment.
     """
 
     def __init__(self, router_id: str, worker: "Worker", rtp_capabilities: dict[str, Any]) -> None:
@@ -57,6 +58,11 @@ class Router(EventEmitter):
         self.closed = False
         self._pipes: dict[str, tuple[PipeTransport, PipeTransport]] = {}
         self._pipe_lock = asyncio.Lock()
+        worker.subscribe(router_id, self._on_notification)
+
+    def _on_notification(self, event: str, data: Any) -> None:
+        if event == "activespeaker":
+            self.emit("activespeaker", data["producerId"])
 
     def _check_open(self) -> None:
         if self.closed:
@@ -157,6 +163,7 @@ class Router(EventEmitter):
 
     def _closed(self) -> None:
         self.closed = True
+        self.worker.unsubscribe(self.id)
         for transport in list(self.transports.values()):
             transport.router_closed()
         self.transports.clear()

@@ -142,8 +142,13 @@ class Worker(EventEmitter):
     def _on_message(self, message: dict[str, Any]) -> None:
         if "targetId" in message:
             handler = self._subscribers.get(message["targetId"])
-            if handler is not None:
+            if handler is None:
+                return
+            try:
                 handler(message.get("event", ""), message.get("data"))
+            except Exception:  # a fault in one handler must not cut the worker off
+                log.exception("media worker %d: handling %s of %s failed", self.index, message.get("event"),
+                              message["targetId"])
             return
         future = self._pending.get(message.get("id", -1))
         if future is None or future.done():

@@ -47,6 +47,7 @@ class Room:
         self.notifier = notifier
         self.peers: dict[str, Peer] = {}
         self.routers: list["Router"] = []
+        self.active_speaker: str | None = None
         self.closed = False
         self._on_close = on_close
         self._router_lock = asyncio.Lock()
@@ -102,6 +103,7 @@ class Room:
         """A router on `worker`, with every producer of the room piped into it."""
         router = await worker.create_router(router_rtp_capabilities())
         router.once("workerclose", lambda: self._on_router_lost(router))
+        router.on("activespeaker", lambda producer_id: self._on_active_speaker(router, producer_id))
         self.routers.append(router)
         log.info("room %s: router %s on media worker %d (%d router(s))", self.id, router.id, worker.index,
                  len(self.live_routers()))
@@ -125,6 +127,16 @@ class Room:
                                        (self.config.rtc_min_port, self.config.rtc_max_port))
         except MediaError as exc:
             log.warning("room %s: piping producer %s to router %s failed: %s", self.id, producer.id, router.id, exc)
+
+    def _on_active_speaker(self, router: "Router", producer_id: str) -> None:
+        """`activeSpeaker` {peerId} to every peer; every router sees every producer, the first one tells."""
+        if router is not self.router:
+            return
+        speaker = next((p for p in self.peers.values() if producer_id in p.producers), None)
+        if speaker is None or speaker.id == self.active_speaker:
+            return
+        self.active_speaker = speaker.id
+        self.notifier.broadcast(self.joined_peers(), "activeSpeaker", {"peerId": speaker.id})
 
     def _on_router_lost(self, router: "Router") -> None:
         """Its worker died: the media of the peers on it is gone, so those peers are closed."""

@@ -53,3 +53,18 @@ async def test_in_process_worker_answers_and_refuses() -> None:
     await worker.close()
     assert worker.closed and not worker.died
     await asyncio.sleep(0)
+
+
+async def test_a_failing_notification_handler_does_not_cut_the_worker_off(caplog: pytest.LogCaptureFixture) -> None:
+    worker = await Worker.in_process()
+    router = await worker.create_router(router_rtp_capabilities())
+
+    def broken(event: str, data: object) -> None:
+        raise RuntimeError("handler bug")
+
+    worker.subscribe(router.id, broken)
+    worker._on_message({"targetId": router.id, "event": "activespeaker", "data": {}})
+    assert "handler bug" in caplog.text
+    assert not worker.closed
+    assert (await router.dump())["id"] == router.id
+    await worker.close()

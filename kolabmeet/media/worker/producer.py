@@ -23,8 +23,9 @@ _ABSENT = (-1, -1, -1)
 
 KEYFRAME_REQUEST_INTERVAL = 0.5
 NACK_INTERVAL = 0.04
-_STAMPED = (1, 4, 5)
-"""Router ids of the extensions consumers rewrite: MID, abs-send-time, transport-wide-cc."""
+_WANTED = {"video": (1, 4, 5), "audio": (1, 4, 10)}
+"""Router ids of the extensions found per packet: MID and abs-send-time (consumers write them), then
+transport-wide-cc (video: consumers write it) or the audio level (audio: the active speaker reads it)."""
 _SLOTS = {"audio": ((1, MID_SLOT), (4, 3)), "video": ((1, MID_SLOT), (4, 3), (5, 2))}
 """The elements every forwarded packet carries, whatever the sender sent (Chromium stops sending MID)."""
 
@@ -63,6 +64,8 @@ class Producer:
         self._media = self._media_codec()
         self._is_video = self.kind == "video"
         self._slots = _SLOTS[self.kind]
+        self._wanted = _WANTED[self.kind]
+        self._level_sum = self._level_count = 0
         self._is_keyframe = KEYFRAME_DETECTORS.get(self._media["mimeType"].lower()) if self.kind == "video" else None
         self._streams: dict[int, RecvStream] = {}
         self._rtx: dict[int, int] = {}
@@ -188,13 +191,21 @@ class Producer:
         mapped_pt = self._pt_map[byte1 & 0x7F]
         if mapped_pt == 0:
             return
-        mid_at, abs_at, twcc_at = map_extensions(buf, length, self._ext_map, _STAMPED) if buf[0] & 0x10 else _ABSENT
+        if buf[0] & 0x10:
+            mid_at, abs_at, third_at = map_extensions(buf, length, self._ext_map, self._wanted)
+        else:
+            mid_at, abs_at, third_at = _ABSENT
+        twcc_at = third_at if self._is_video else -1
+        if third_at > 0 and not self._is_video:
+            self._level_sum += buf[third_at] & 0x7F
+            self._level_count += 1
         if mid_at < 0 or abs_at < 0 or (twcc_at < 0 and self._is_video) or extension_size(buf, mid_at) != MID_SLOT:
             grown = add_extension_slots(buf, length, self._slots, (mid_at, abs_at, twcc_at), len(buf) - 64)
             if grown > 0:
                 length = grown
                 view = memoryview(buf)[:length]
-                mid_at, abs_at, twcc_at = map_extensions(buf, length, None, _STAMPED)
+                mid_at, abs_at, third_at = map_extensions(buf, length, None, self._wanted)
+                twcc_at = third_at if self._is_video else -1
         self.mid_at, self.abs_send_time_at, self.twcc_at = mid_at, abs_at, twcc_at
         keyframe = False
         if self._is_video:
@@ -298,6 +309,15 @@ class Producer:
         for consumer in self.consumers:
             consumer.producer_closed()
         self.consumers = ()
+
+    def take_audio_level(self) -> float:
+        """Mean audio level (-dBov: 0 loudest, 127 silence) since the last call; 127 without packets."""
+        if not self._level_count or self.paused:
+            mean = 127.0
+        else:
+            mean = self._level_sum / self._level_count
+        self._level_sum = self._level_count = 0
+        return mean
 
     def scores(self) -> list[int]:
         """Score of each encoding that has received packets, in layer order."""

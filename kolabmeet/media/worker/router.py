@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kolabmeet.media.worker.active_speaker import ActiveSpeakerObserver
 from kolabmeet.media.worker.producer import Producer
 from kolabmeet.media.worker.transport import Notify, Transport
 
@@ -22,6 +23,7 @@ class Router:
         self.objects = objects
         self.objects[router_id] = self
         self.closed = False
+        self.active_speaker = ActiveSpeakerObserver(router_id, self.producers, notify)
 
     def add_transport(self, transport: Transport) -> None:
         self.transports[transport.id] = transport
@@ -43,6 +45,7 @@ class Router:
         if self.closed:
             return
         self.closed = True
+        self.active_speaker.close()
         for transport in list(self.transports.values()):
             transport.close()
             self.remove_transport(transport)
