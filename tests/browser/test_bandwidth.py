@@ -46,3 +46,24 @@ async def test_max_incoming_bitrate_caps_the_estimate(pages: PageFactory) -> Non
             return 0 < bitrate <= 600_000
 
         await until(capped, 10, "the estimate held at maxIncomingBitrate (REMB)")
+
+
+async def test_the_receivers_feedback_gives_an_estimate_of_what_we_send(pages: PageFactory, meeting: Any) -> None:
+    """Chromium reports (transport-wide CC) when our packets arrived: on an idle loopback the receiving
+    transport's estimate is above what it delivers, with no loss and no overuse."""
+    server, app = meeting
+    room = await app.create_room()
+    alice, bob = await pages("alice"), await pages("bob")
+    await alice.start((await app.connection(room, PUBLISHER))["token"])
+    await bob.start((await app.connection(room, PUBLISHER))["token"], webcam=False, mic=False)
+    peer = server.rooms.get(room).peers[bob.peer_id]
+    transport = next(t for t in peer.transports.values() if t.app_data["consuming"])
+
+    async def estimated() -> dict[str, Any] | None:
+        (stats,) = await transport.get_stats()
+        delivered = stats["deliveredOutgoingBitrate"]
+        healthy = delivered > 100_000 and stats["availableOutgoingBitrate"] > delivered
+        return stats if healthy and stats["outgoingBandwidthState"] == "normal" else None
+
+    stats = await until(estimated, 15, "an estimate above the delivered bitrate")
+    assert stats["outgoingLoss"] < 0.05, stats

@@ -143,7 +143,7 @@ class Consumer:
         buf[1] = pt
         _SEQ_TS_SSRC.pack_into(buf, 2, out_seq, out_ts, self.ssrc)
         now = self.producer.now
-        self._stamp(buf, now)
+        self._stamp(buf, length, now)
         if self.rtx_buffer is not None:
             self.rtx_buffer.store(out_seq, view, length, now * 1000)
         if self.transport.send_rtp(view, self.ext_map, self.priority):
@@ -156,7 +156,7 @@ class Consumer:
             self.last_ts = out_ts
             self.last_sent = now
 
-    def _stamp(self, buf: bytearray, now: float) -> None:
+    def _stamp(self, buf: bytearray, length: int, now: float) -> None:
         """Per-consumer header extension values: MID, send time, transport-wide sequence number."""
         producer = self.producer
         if producer.mid_at > 0 and self._mid is not None:
@@ -164,7 +164,7 @@ class Consumer:
         if producer.abs_send_time_at > 0:
             set_abs_send_time(buf, producer.abs_send_time_at, now)
         if producer.twcc_at > 0:
-            set_transport_wide_seq(buf, producer.twcc_at, self.transport.next_twcc_seq())
+            set_transport_wide_seq(buf, producer.twcc_at, self.transport.next_twcc_seq(length, now))
 
     def _switch_layer(self, layer: int) -> None:
         """Start forwarding another simulcast encoding, on its key frame, as one continuous stream."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from kolabmeet.media.capabilities import TRANSPORT_WIDE_CC
 from kolabmeet.media.errors import InvalidStateError, MediaError
 from kolabmeet.media.worker import rtcp
+from kolabmeet.media.worker.bandwidth_estimator import BandwidthEstimator
 from kolabmeet.media.worker.consumer import Consumer
 from kolabmeet.media.worker.producer import Producer
 from kolabmeet.media.worker.rtp import find_extension, map_extensions
@@ -62,6 +63,8 @@ class Transport(ABC):
         self._ssrc_table: dict[int, Producer] = {}
         self._consumer_by_ssrc: dict[int, Consumer] = {}
         self._twcc_seq = 0
+        self.estimator = BandwidthEstimator()
+        """What this transport can send to its remote, from the remote's feedback on our packets."""
         self._by_mid: dict[str, Producer] = {}
         self.tcc = TccFeedback()
         self._tcc_id = 0
@@ -187,9 +190,11 @@ class Transport(ABC):
         self._ssrc_table[ssrc] = producer
         return producer
 
-    def next_twcc_seq(self) -> int:
-        self._twcc_seq = (self._twcc_seq + 1) & 0xFFFF
-        return self._twcc_seq
+    def next_twcc_seq(self, size: int, now: float) -> int:
+        """The transport-wide sequence number of a packet of `size` bytes leaving now, noted for the estimate."""
+        seq = self._twcc_seq = (self._twcc_seq + 1) & 0xFFFF
+        self.estimator.history.sent(seq, now, size)
+        return seq
 
     def receive_rtcp(self, buf: bytearray, length: int) -> None:
         """RTCP from the remote: reports and feedback reach their producer or consumer."""
@@ -202,6 +207,14 @@ class Transport(ABC):
                 consumer = self._consumer_by_ssrc.get(rtcp.parse_feedback_ssrcs(data, offset, size)[1])
                 if consumer is not None:
                     consumer.receive_nack(rtcp.parse_nack(data, offset, size))
+            elif packet_type == rtcp.PT_RTPFB and fmt == rtcp.FMT_TCC:
+                feedback = rtcp.parse_transport_cc(data, offset, size)
+                if feedback is not None:
+                    self.estimator.on_feedback(feedback)
+            elif packet_type == rtcp.PT_PSFB and fmt == rtcp.FMT_REMB:
+                remb = rtcp.parse_remb(data, offset, size)
+                if remb is not None:
+                    self.estimator.on_remb(remb[0])
             elif packet_type == rtcp.PT_SR:
                 self._on_sender_report(data, offset, size)
             elif packet_type == rtcp.PT_RR:
@@ -287,6 +300,11 @@ class Transport(ABC):
             "transportId": self.id,
             "bytesReceived": self.bytes_received,
             "bytesSent": self.bytes_sent,
+            "availableOutgoingBitrate": int(self.estimator.bitrate),
+            "deliveredOutgoingBitrate": int(self.estimator.delivered_bitrate),
+            "outgoingLoss": round(self.estimator.loss, 3),
+            "outgoingBandwidthState": self.estimator.state,
+            "maxIncomingBitrate": self.max_incoming_bitrate,
         }]
 
     def dump(self) -> dict[str, Any]:
