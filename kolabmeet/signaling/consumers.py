@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("kolabmeet.signaling")
 
 AUDIO_PRIORITY = 255
+SCREEN_PRIORITY = 2
+"""Screen shares get the bandwidth before webcams (priority 1)."""
 
 
 async def consume_all_for(ctx: "Context", peer: "Peer", others: Iterable["Peer"]) -> None:
@@ -52,7 +54,7 @@ async def create_consumer(ctx: "Context", peer: "Peer", producer_peer: "Peer", p
     try:
         consumer = await transport.consume(producer.id, peer.rtp_capabilities, paused=producer.kind == "video",
                                            app_data={"peerId": producer_peer.id, "producerId": producer.id},
-                                           priority=AUDIO_PRIORITY if producer.kind == "audio" else 1)
+                                           priority=_priority(producer))
     except MediaError as exc:
         peer.consumed_producers.discard(producer.id)
         log.warning("peer %s: consuming producer %s failed: %s", peer.id, producer.id, exc)
@@ -60,6 +62,12 @@ async def create_consumer(ctx: "Context", peer: "Peer", producer_peer: "Peer", p
     peer.consumers[consumer.id] = consumer
     _wire(ctx, peer, consumer)
     await _offer(ctx, peer, producer_peer, producer, consumer)
+
+
+def _priority(producer: "Producer") -> int:
+    if producer.kind == "audio":
+        return AUDIO_PRIORITY
+    return SCREEN_PRIORITY if (producer.app_data or {}).get("source") == "screen" else 1
 
 
 def _wire(ctx: "Context", peer: "Peer", consumer: "Consumer") -> None:

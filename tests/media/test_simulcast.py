@@ -152,7 +152,7 @@ async def test_simulcast_forwards_the_best_live_encoding(app: KolabApp, browsers
         await viewer.wait_for("consumerLayersChanged", lambda d: d["layers"]["spatialLayer"] == 0)
         await sender.stream(address, 1.0, ("r0",))
         assert set(receiver.widths[-10:]) == {160}
-        await sender.stream(address, 2.0, ("r0", "r1"))
+        await sender.stream(address, 3.5, ("r0", "r1"))  # up again after two allocation rounds (hysteresis)
         switches = viewer.seen("consumerLayersChanged")
         assert [d["layers"]["spatialLayer"] for d in switches] == [1, 0, 1]
         await sender.stream(address, 1.0, ("r0", "r1"))
@@ -227,6 +227,40 @@ async def test_simulcast_encodings_by_ssrc(app: KolabApp, browsers: list[Browser
         assert set(receiver.widths[-10:]) == {160}
         (ssrc,) = receiver.streams
         assert gap_free(receiver.streams[ssrc].seqs)
+    finally:
+        sender.rtp.close()
+        sender.rtcp.close()
+        receiver.close()
+
+
+async def _stream_with_remb(sender: SimulcastSender, receiver: Receiver, address: Any, seconds: float,
+                            bitrate: int) -> None:
+    """Both layers for `seconds`, the receiver asking (REMB) to get no more than `bitrate`."""
+    server_rtcp = ("127.0.0.1", receiver.rtcp_source_port)
+    for _ in range(int(seconds * 15)):
+        sender.send_frame(address, ("r0", "r1"))
+        if sender.frame % 5 == 0:
+            receiver.rtcp.sendto(rtcp.remb(0x5EED, bitrate, list(receiver.streams)), server_rtcp)
+        await asyncio.sleep(1 / 15)
+
+
+async def test_layers_follow_the_receivers_estimate(app: KolabApp, browsers: list[Browser]) -> None:
+    """A receiver whose REMB says its link is narrow gets the low layer (and keeps decoding); when it says the
+    link is wide again, the high layer comes back after the allocator's hysteresis."""
+    receiver = SizedReceiver()
+    viewer, sender, address, _consumer = await _simulcast_call(app, browsers, receiver)
+    try:
+        await sender.stream(address, 1.5, ("r0", "r1"))
+        await viewer.wait_for("consumerLayersChanged", lambda d: d["layers"]["spatialLayer"] == 1)
+        assert receiver.rtcp_source_port, "the server's sender reports told us its RTCP port"
+        await _stream_with_remb(sender, receiver, address, 3.0, 30_000)
+        assert viewer.seen("consumerLayersChanged")[-1]["layers"]["spatialLayer"] == 0
+        decoded = receiver.frames_decoded
+        await _stream_with_remb(sender, receiver, address, 1.0, 30_000)
+        assert set(receiver.widths[-10:]) == {160} and receiver.frames_decoded > decoded + 10
+        await _stream_with_remb(sender, receiver, address, 4.0, 5_000_000)
+        assert viewer.seen("consumerLayersChanged")[-1]["layers"]["spatialLayer"] == 1
+        assert set(receiver.widths[-10:]) == {320}
     finally:
         sender.rtp.close()
         sender.rtcp.close()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from kolabmeet.media.errors import MediaError
 from kolabmeet.media.worker import rtcp
+from kolabmeet.media.worker.allocator import UP_ROUNDS, Want
 from kolabmeet.media.worker.retransmission import RetransmissionBuffer, build_rtx
 from kolabmeet.media.worker.rtp import MID_SLOT, set_abs_send_time, set_mid, set_transport_wide_seq
 from kolabmeet.media.worker.rtp_stream import loss_score
@@ -65,6 +66,7 @@ class Consumer:
         self.current_layer = -1 if self._simulcast else 0
         self.target_layer = producer.layers - 1 if self._simulcast else 0
         self.preferred_spatial = producer.layers - 1
+        self._up_rounds = 0
         self.preferred_temporal = self._temporal_layers - 1
         self.active = False
         self._sync_needed = True
@@ -172,13 +174,25 @@ class Consumer:
         self._sync_needed = True
         self._notify(self.id, "layerschange", {"spatialLayer": layer, "temporalLayer": self.preferred_temporal})
 
-    def update_layers(self) -> None:
-        """Aim at the highest simulcast encoding that is arriving; ask for a key frame to switch."""
-        if not self._simulcast or not self.active:
+    @property
+    def simulcast(self) -> bool:
+        return self._simulcast
+
+    def want(self) -> Want:
+        """What the allocator needs to know of this (simulcast) consumer."""
+        return Want(self.priority, self.producer.layer_bitrates(), self.preferred_spatial, self.current_layer)
+
+    def aim_at(self, layer: int) -> None:
+        """Switch to simulcast layer `layer` (at its next key frame, asked for now): down at once, up only
+        once it has been the aim for UP_ROUNDS calls in a row."""
+        if not self._simulcast or not self.active or layer < 0:
             return
-        live = [layer for layer in self.producer.live_layers() if layer <= self.preferred_spatial]
-        if live:
-            self.target_layer = live[-1]
+        if layer > self.target_layer and self.current_layer >= 0:
+            self._up_rounds += 1
+            if self._up_rounds < UP_ROUNDS:
+                return
+        self._up_rounds = 0
+        self.target_layer = layer
         if self.current_layer != self.target_layer:
             self._set_waiting(True)
 
@@ -268,7 +282,8 @@ class Consumer:
         self.preferred_spatial, self.preferred_temporal = spatial, temporal
         if self._vp8 is not None:
             self._vp8.max_temporal_layer = temporal if temporal < self._temporal_layers - 1 else MAX_TEMPORAL_LAYER
-        self.update_layers()
+        if self.target_layer > spatial:
+            self.aim_at(spatial)
 
     def set_priority(self, priority: int) -> None:
         if not isinstance(priority, int) or not 1 <= priority <= 255:
@@ -341,6 +356,9 @@ class Consumer:
             "packetsRetransmitted": self.retransmitted,
             "roundTripTime": self.rtt_ms,
             "score": self.score,
+            "spatialLayer": self.current_layer,
+            "targetSpatialLayer": self.target_layer,
+            "temporalLayer": self.preferred_temporal,
         }
         return [own, *self.producer.get_stats()]
 

@@ -41,8 +41,10 @@ class PipeConsumer(Consumer):
     def _update_active(self) -> None:
         self.active = not self.closed and self.transport.can_send()
 
-    def update_layers(self) -> None:
-        """Every layer goes through: nothing to choose."""
+    @property
+    def simulcast(self) -> bool:
+        """Every layer goes through: nothing to allocate."""
+        return False
 
     def sender_report(self, ntp: int) -> bytes | None:
         """The original sender's reports are not relayed; the other side does without."""

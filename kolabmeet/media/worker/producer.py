@@ -152,11 +152,19 @@ class Producer:
         self.layer_of[ssrc] = layer
         return True
 
-    def live_layers(self, within: float = 1.5) -> list[int]:
-        """Spatial layers that received a packet in the last `within` seconds."""
+    def layer_bitrates(self) -> list[float]:
+        """Bit/s arriving on each spatial layer lately (0 for a layer silent for a second)."""
         now = time.monotonic()
-        return sorted(self.layer_of[s.ssrc] for s in self._streams.values()
-                      if s.ssrc in self.layer_of and now - s.last_time < within)
+        rates = [0.0] * self.layers
+        for stream in self._streams.values():
+            layer = self.layer_of.get(stream.ssrc)
+            if layer is not None and layer < self.layers and now - stream.last_time < 1.0:
+                rates[layer] = max(stream.measure(now), 1.0)
+        return rates
+
+    def bitrate(self) -> float:
+        """Bit/s arriving on all layers lately."""
+        return sum(self.layer_bitrates())
 
     def media_ssrcs(self) -> list[int]:
         """The SSRCs this producer receives on, as signalled (media and RTX)."""

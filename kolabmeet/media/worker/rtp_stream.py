@@ -14,7 +14,8 @@ class RecvStream:
 
     __slots__ = ("ssrc", "kind", "clock_rate", "packets", "bytes", "base_seq", "max_seq", "cycles",
                  "jitter", "_transit", "nack", "nacks_sent", "nacked_packets", "retransmitted",
-                 "_expected_prior", "_received_prior", "last_sr_ntp", "last_sr_time", "score", "last_time")
+                 "_expected_prior", "_received_prior", "last_sr_ntp", "last_sr_time", "score", "last_time",
+                 "bitrate", "_bytes_prior", "_measured_at")
 
     def __init__(self, ssrc: int, kind: str, clock_rate: int, use_nack: bool) -> None:
         self.ssrc = ssrc
@@ -37,6 +38,10 @@ class RecvStream:
         self.last_sr_time = 0.0
         self.score = 10
         self.last_time = 0.0
+        self.bitrate = 0.0
+        """Bit/s over the last measure() interval."""
+        self._bytes_prior = 0
+        self._measured_at = time.monotonic()
 
     def update(self, seq: int, ts: int, length: int, now: float) -> None:
         """Hot path: count the packet, advance the highest sequence number, update jitter."""
@@ -57,6 +62,14 @@ class RecvStream:
             if d < 0x80000000:
                 self.jitter += (d - self.jitter) / 16
         self._transit = transit
+
+    def measure(self, now: float) -> float:
+        """The bitrate since the last call (about every second)."""
+        elapsed = now - self._measured_at
+        if elapsed > 0.2:
+            self.bitrate = (self.bytes - self._bytes_prior) * 8 / elapsed
+            self._bytes_prior, self._measured_at = self.bytes, now
+        return self.bitrate
 
     @property
     def expected(self) -> int:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from kolabmeet.media.capabilities import TRANSPORT_WIDE_CC
 from kolabmeet.media.errors import InvalidStateError, MediaError
 from kolabmeet.media.worker import rtcp
+from kolabmeet.media.worker.allocator import allocate
 from kolabmeet.media.worker.bandwidth_estimator import BandwidthEstimator
 from kolabmeet.media.worker.consumer import Consumer
 from kolabmeet.media.worker.producer import Producer
@@ -262,15 +263,25 @@ class Transport(ABC):
             if report is not None:
                 cname = consumer.rtp_parameters.get("rtcp", {}).get("cname") or "kolabmeet"
                 self.send_rtcp(report + rtcp.sdes_cname(consumer.ssrc, cname))
-            consumer.update_layers()
             if consumer.waiting_for_keyframe:
                 consumer.request_keyframe()
+        self._allocate_layers()
         for producer in list(self.producers.values()):
             blocks = producer.report_blocks()
             for start in range(0, len(blocks), 31):
                 self.send_rtcp(rtcp.receiver_report(self.rtcp_ssrc, blocks[start:start + 31]))
         if self.max_incoming_bitrate and self._ssrc_table:
             self.send_rtcp(rtcp.remb(self.rtcp_ssrc, self.max_incoming_bitrate, list(self._ssrc_table)[:255]))
+
+    def _allocate_layers(self) -> None:
+        """Simulcast layers that fit the estimate, audio counted first."""
+        video = [c for c in self.consumers.values() if c.simulcast and c.active]
+        if not video:
+            return
+        audio = sum(c.producer.bitrate() for c in self.consumers.values() if c.kind == "audio" and c.active)
+        aims = allocate(self.estimator.bitrate - audio, [c.want() for c in video])
+        for consumer, aim in zip(video, aims):
+            consumer.aim_at(aim)
 
     def state_changed(self) -> None:
         for consumer in list(self.consumers.values()):
