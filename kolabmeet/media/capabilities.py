@@ -121,6 +121,10 @@ _HEADER_EXTENSIONS: list[tuple[str, str, int, str]] = [
 ]
 
 
+ROUTER_IDS = {uri: preferred_id for _kind, uri, preferred_id, _direction in _HEADER_EXTENSIONS}
+"""The router's id of each header extension (the same for audio and video)."""
+
+
 def _header_extensions() -> list[dict[str, Any]]:
     return [
         {

@@ -47,5 +47,14 @@ def allocate(budget: float, wants: Sequence[Want]) -> list[int]:
     return aims
 
 
+def wanted_bitrate(wants: Sequence[Want]) -> float:
+    """What it would take (with the margin) for every consumer to get the highest layer it may have."""
+    total = 0.0
+    for want in wants:
+        arriving = [b for b in want.layer_bitrates[:want.max_layer + 1] if b > 0]
+        total += max(arriving, default=0.0)
+    return total * UP_MARGIN
+
+
 def _lowest(want: Want) -> int:
     return next((layer for layer, bitrate in enumerate(want.layer_bitrates) if bitrate > 0), -1)

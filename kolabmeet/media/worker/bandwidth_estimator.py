@@ -10,8 +10,13 @@ libwebrtc's GCC does in outline:
   the threshold means a queue is building on the path: overuse. The rate then
   drops to 0.85 x what was delivered, else it grows by 8 % a second, never past
   1.5 x the delivered rate plus 10 kbit/s (what is sent is the only probe).
-* loss-based: over 10 % lost cuts the rate by half the loss; under 2 % lets it grow.
+* loss-based: over 10 % lost cuts the rate by half the loss (at most every 0.3 s); under 2 % lets it grow.
 * a receiver that sends REMB instead (no transport-cc) gives its estimate directly.
+* going up past what is sent needs a probe: when the allocator would send more
+  than the estimate allows, `probe_to` raises the estimate to that once in a
+  while (PROBE_BACKOFF, doubled after each probe the path could not carry, up to
+  MAX_PROBE_BACKOFF), so that the higher layer itself tries the path; an overuse
+  brings the estimate down again within a feedback or two.
 
 The estimate starts at INITIAL_BITRATE and stays within MIN_BITRATE..MAX_BITRATE.
 """
@@ -36,6 +41,12 @@ OVERUSE_THRESHOLD_MS = 12.5
 """Modified-trend value over which the path is taken as overused."""
 RATE_WINDOW_S = 0.5
 """Seconds of deliveries the delivered (acked) bitrate is measured over."""
+LOSS_CUT_INTERVAL = 0.3
+"""Seconds between two cuts for loss."""
+PROBE_BACKOFF = 5.0
+MAX_PROBE_BACKOFF = 60.0
+PROBE_VERDICT = 3.0
+"""Seconds after a probe in which an overuse counts against it."""
 
 
 class SendHistory:
@@ -75,12 +86,19 @@ class BandwidthEstimator:
         self._accumulated = 0.0
         self._smoothed = 0.0
         self._trend: deque[tuple[float, float]] = deque(maxlen=TREND_WINDOW)
+        self._samples = 0
         self._last_update = time.monotonic()
         self._arrival_offset: float | None = None
+        self._probed_at = -MAX_PROBE_BACKOFF
+        self._probe_backoff = PROBE_BACKOFF
+        self._loss_cut_at = 0.0
+        self._fed_back = False
+        """Transport-wide CC feedback came: probes can be judged (a REMB receiver estimates by itself)."""
 
     def on_feedback(self, feedback: TransportCc, now: float | None = None) -> None:
         """A transport-wide CC feedback about our packets."""
         now = time.monotonic() if now is None else now
+        self._fed_back = True
         clock_us = feedback.reference_time * 64000
         received = lost = 0
         for seq, arrived, delta_us in feedback.packets:
@@ -96,6 +114,17 @@ class BandwidthEstimator:
         if received + lost:
             self.loss = 0.8 * self.loss + 0.2 * lost / (received + lost)
         self._update(now)
+
+    def probe_to(self, bitrate: float, now: float | None = None) -> bool:
+        """Try `bitrate` (more than the estimate) if the path looks clear and no probe was made lately."""
+        now = time.monotonic() if now is None else now
+        if not self._fed_back or bitrate <= self.bitrate or self.state != "normal" or self.loss > 0.02:
+            return False
+        if now - self._probed_at < self._probe_backoff:
+            return False
+        self._probed_at = now
+        self.bitrate = min(float(bitrate), MAX_BITRATE)
+        return True
 
     def on_remb(self, bitrate: int) -> None:
         """A receiver's own estimate (REMB): taken as it is."""
@@ -125,6 +154,7 @@ class BandwidthEstimator:
         self._accumulated += variation * 1000
         self._smoothed = 0.9 * self._smoothed + 0.1 * self._accumulated
         self._trend.append((group[1] * 1000, self._smoothed))
+        self._samples = min(self._samples + 1, 1000)
 
     def _slope(self) -> float:
         """Least-squares slope of the smoothed delay over arrival time (ms per ms)."""
@@ -142,12 +172,15 @@ class BandwidthEstimator:
         elapsed = min(max(now - self._last_update, 0.0), 1.0)
         self._last_update = now
         if self._deliveries:
-            span = max(self._deliveries[-1][0] - self._deliveries[0][0], 0.1)
+            span = max(self._deliveries[-1][0] - self._deliveries[0][0], RATE_WINDOW_S)
             self.delivered_bitrate = sum(size for _t, size in self._deliveries) * 8 / span
-        modified_trend = self._slope() * min(len(self._trend), 60) * 4
+        modified_trend = self._slope() * min(self._samples, 60) * 4
         if modified_trend > OVERUSE_THRESHOLD_MS:
-            if self.state != "overuse" and self.delivered_bitrate:
-                self.bitrate = min(self.bitrate, 0.85 * self.delivered_bitrate)
+            if self.state != "overuse":
+                if self.delivered_bitrate:
+                    self.bitrate = min(self.bitrate, 0.85 * self.delivered_bitrate)
+                if now - self._probed_at < PROBE_VERDICT:
+                    self._probe_backoff = min(self._probe_backoff * 2, MAX_PROBE_BACKOFF)
             self.state = "overuse"
         elif modified_trend < -OVERUSE_THRESHOLD_MS:
             self.state = "underuse"
@@ -156,5 +189,9 @@ class BandwidthEstimator:
             ceiling = 1.5 * self.delivered_bitrate + 10_000 if self.delivered_bitrate else MAX_BITRATE
             self.bitrate = max(self.bitrate, min(self.bitrate * (1.08 ** elapsed), ceiling))
         if self.loss > 0.1:
-            self.bitrate *= 1 - 0.5 * self.loss * elapsed
+            if now - self._loss_cut_at > LOSS_CUT_INTERVAL:
+                self._loss_cut_at = now
+                self.bitrate *= 1 - 0.5 * self.loss
+        elif now - self._probed_at > PROBE_VERDICT and self.state == "normal" and self.loss < 0.02:
+            self._probe_backoff = PROBE_BACKOFF
         self.bitrate = min(max(self.bitrate, MIN_BITRATE), MAX_BITRATE)

@@ -8,11 +8,12 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from kolabmeet.media.capabilities import ROUTER_IDS, TRANSPORT_WIDE_CC
 from kolabmeet.media.errors import MediaError
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.allocator import UP_ROUNDS, Want
 from kolabmeet.media.worker.retransmission import RetransmissionBuffer, build_rtx
-from kolabmeet.media.worker.rtp import MID_SLOT, set_abs_send_time, set_mid, set_transport_wide_seq
+from kolabmeet.media.worker.rtp import MID_SLOT, map_extensions, set_abs_send_time, set_mid, set_transport_wide_seq
 from kolabmeet.media.worker.rtp_stream import loss_score
 from kolabmeet.media.worker.vp8 import MAX_TEMPORAL_LAYER, Vp8Rewriter
 
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 _SEQ_TS_SSRC = struct.Struct("!HII")
 _SCALABILITY = re.compile(r"L(\d+)T(\d+)")
 RTX_SCRATCH = bytearray(2048)
+MIN_RESEND_INTERVAL_MS = 100.0
+"""A packet is resent at most once per round trip (and not more often than this)."""
+_TWCC = (0, 0, ROUTER_IDS[TRANSPORT_WIDE_CC])
 
 
 class Consumer:
@@ -214,8 +218,9 @@ class Consumer:
         if self.rtx_buffer is None or not self.active:
             return
         now_ms = time.monotonic() * 1000
+        hold_ms = max(self.rtt_ms, MIN_RESEND_INTERVAL_MS)
         for seq in seqs:
-            stored = self.rtx_buffer.get(seq, now_ms)
+            stored = self.rtx_buffer.resend(seq, now_ms, hold_ms)
             if stored is None:
                 continue
             packet, length = stored
@@ -225,8 +230,15 @@ class Consumer:
                 if length < 0:
                     continue
                 packet = RTX_SCRATCH
+            self._renumber(packet, length)
             if self.transport.send_rtp(memoryview(packet)[:length], self.ext_map, self.priority):
                 self.retransmitted += 1
+
+    def _renumber(self, packet: bytearray, length: int) -> None:
+        """A resent packet is a new one for the transport-wide count (the estimate would take it twice)."""
+        at = map_extensions(packet, length, None, _TWCC)[2]
+        if at >= 0:
+            set_transport_wide_seq(packet, at, self.transport.next_twcc_seq(length, time.monotonic()))
 
     def receive_report(self, block: rtcp.ReportBlock) -> None:
         """A receiver report about our stream: loss gives the score, LSR/DLSR the round trip."""

@@ -33,6 +33,7 @@ class RetransmissionBuffer:
         self._lengths = [0] * size
         self._seqs = [-1] * size  # -1: empty slot
         self._stored_at = [0.0] * size
+        self._resent_at = [float("-inf")] * size
 
     def store(self, seq: int, packet: Buffer, length: int, now_ms: float) -> None:
         """Keep a copy of the first ``length`` bytes of ``packet`` sent as ``seq``."""
@@ -45,6 +46,7 @@ class RetransmissionBuffer:
         self._lengths[slot] = length
         self._seqs[slot] = seq
         self._stored_at[slot] = now_ms
+        self._resent_at[slot] = float("-inf")
 
     def get(self, seq: int, now_ms: float) -> tuple[bytearray, int] | None:
         """(slot buffer, length) of packet ``seq``; None if never stored, overwritten or too old.
@@ -56,6 +58,16 @@ class RetransmissionBuffer:
         if self._seqs[slot] != seq or now_ms - self._stored_at[slot] > self._max_age_ms:
             return None
         return self._slots[slot], self._lengths[slot]
+
+    def resend(self, seq: int, now_ms: float, hold_ms: float) -> tuple[bytearray, int] | None:
+        """Like :meth:`get`, for sending again; None also when it was resent less than ``hold_ms`` ago
+        (a receiver repeating its NACK before the first resend could arrive must not double the load)."""
+        stored = self.get(seq, now_ms)
+        slot = seq & self._mask
+        if stored is None or now_ms - self._resent_at[slot] < hold_ms:
+            return None
+        self._resent_at[slot] = now_ms
+        return stored
 
     def clear(self) -> None:
         """Forget every stored packet (slot memory is kept for reuse)."""

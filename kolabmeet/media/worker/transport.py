@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from kolabmeet.media.capabilities import TRANSPORT_WIDE_CC
 from kolabmeet.media.errors import InvalidStateError, MediaError
 from kolabmeet.media.worker import rtcp
-from kolabmeet.media.worker.allocator import allocate
+from kolabmeet.media.worker.allocator import allocate, wanted_bitrate
 from kolabmeet.media.worker.bandwidth_estimator import BandwidthEstimator
 from kolabmeet.media.worker.consumer import Consumer
 from kolabmeet.media.worker.producer import Producer
@@ -65,6 +65,7 @@ class Transport(ABC):
         self._consumer_by_ssrc: dict[int, Consumer] = {}
         self._twcc_seq = 0
         self.estimator = BandwidthEstimator()
+        self._allocated_for = 0.0
         """What this transport can send to its remote, from the remote's feedback on our packets."""
         self._by_mid: dict[str, Producer] = {}
         self.tcc = TccFeedback()
@@ -212,6 +213,8 @@ class Transport(ABC):
                 feedback = rtcp.parse_transport_cc(data, offset, size)
                 if feedback is not None:
                     self.estimator.on_feedback(feedback)
+                    if self.estimator.bitrate < 0.8 * self._allocated_for:
+                        self._allocate_layers()  # the link got worse: do not wait for the next round
             elif packet_type == rtcp.PT_PSFB and fmt == rtcp.FMT_REMB:
                 remb = rtcp.parse_remb(data, offset, size)
                 if remb is not None:
@@ -275,11 +278,14 @@ class Transport(ABC):
 
     def _allocate_layers(self) -> None:
         """Simulcast layers that fit the estimate, audio counted first."""
+        self._allocated_for = self.estimator.bitrate
         video = [c for c in self.consumers.values() if c.simulcast and c.active]
         if not video:
             return
         audio = sum(c.producer.bitrate() for c in self.consumers.values() if c.kind == "audio" and c.active)
-        aims = allocate(self.estimator.bitrate - audio, [c.want() for c in video])
+        wants = [c.want() for c in video]
+        self.estimator.probe_to(audio + wanted_bitrate(wants))
+        aims = allocate(self.estimator.bitrate - audio, wants)
         for consumer, aim in zip(video, aims):
             consumer.aim_at(aim)
 

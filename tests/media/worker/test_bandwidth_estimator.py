@@ -70,3 +70,15 @@ def test_remb_is_taken_as_it_is() -> None:
     assert estimator.bitrate == 350_000
     estimator.on_remb(1)
     assert estimator.bitrate == 30_000
+
+
+def test_probes_raise_the_estimate_now_and_then() -> None:
+    estimator = BandwidthEstimator()
+    assert not estimator.probe_to(5_000_000, now=0.0), "no probing before any transport-wide feedback"
+    now, seq = simulate(estimator, send_bps=300_000, capacity_bps=10_000_000, seconds=3)
+    estimator.bitrate = 400_000
+    assert estimator.probe_to(2_000_000, now=now)
+    assert estimator.bitrate == 2_000_000
+    estimator.bitrate = 400_000
+    assert not estimator.probe_to(2_000_000, now=now + 1), "not again before the back-off"
+    assert estimator.probe_to(2_000_000, now=now + 6)

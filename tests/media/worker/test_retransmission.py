@@ -243,3 +243,15 @@ def test_random_packets_match_aiortc(ext_map):
         assert bytes(out[:m]) == expected.serialize(ext_map)
         packet.padding_size = 0
         assert bytes(out[:m]) == packet.serialize(ext_map)
+
+
+def test_a_packet_is_resent_at_most_once_per_hold() -> None:
+    from kolabmeet.media.worker.retransmission import RetransmissionBuffer
+
+    buffer = RetransmissionBuffer()
+    buffer.store(7, b"\x80\x60\x00\x07" + bytes(8), 12, now_ms=0)
+    assert buffer.resend(7, 10, hold_ms=100) is not None
+    assert buffer.resend(7, 60, hold_ms=100) is None, "asked again within the round trip"
+    assert buffer.resend(7, 120, hold_ms=100) is not None
+    buffer.store(7, b"\x80\x60\x00\x07" + bytes(8), 12, now_ms=130)
+    assert buffer.resend(7, 140, hold_ms=100) is not None, "a new packet in the slot starts afresh"
