@@ -14,8 +14,8 @@ libwebrtc's GCC does in outline:
 * a receiver that sends REMB instead (no transport-cc) gives its estimate directly.
 * going up past what is sent needs a probe: when the allocator would send more
   than the estimate allows, `probe_to` raises the estimate to that once in a
-  while (PROBE_BACKOFF, doubled after each probe the path could not carry, up to
-  MAX_PROBE_BACKOFF), so that the higher layer itself tries the path; an overuse
+  while (PROBE_BACKOFF, half as long again after each probe the path could not
+  carry, up to MAX_PROBE_BACKOFF), so that the higher layer itself tries the path; an overuse
   brings the estimate down again within a feedback or two.
 
 The estimate starts at INITIAL_BITRATE and stays within MIN_BITRATE..MAX_BITRATE.
@@ -44,7 +44,7 @@ RATE_WINDOW_S = 0.5
 LOSS_CUT_INTERVAL = 0.3
 """Seconds between two cuts for loss."""
 PROBE_BACKOFF = 5.0
-MAX_PROBE_BACKOFF = 60.0
+MAX_PROBE_BACKOFF = 15.0
 PROBE_VERDICT = 3.0
 """Seconds after a probe in which an overuse counts against it."""
 
@@ -180,7 +180,7 @@ class BandwidthEstimator:
                 if self.delivered_bitrate:
                     self.bitrate = min(self.bitrate, 0.85 * self.delivered_bitrate)
                 if now - self._probed_at < PROBE_VERDICT:
-                    self._probe_backoff = min(self._probe_backoff * 2, MAX_PROBE_BACKOFF)
+                    self._probe_backoff = min(self._probe_backoff * 1.5, MAX_PROBE_BACKOFF)
             self.state = "overuse"
         elif modified_trend < -OVERUSE_THRESHOLD_MS:
             self.state = "underuse"
