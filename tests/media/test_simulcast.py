@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
-from typing import Any
+from typing import Any, AsyncIterator
 
 import av
 from aiortc.codecs.vpx import Vp8Encoder
@@ -107,9 +108,12 @@ def _producer_parameters(mid: str, by_ssrc: bool = False) -> dict[str, Any]:
     }
 
 
+@contextlib.asynccontextmanager
 async def _simulcast_call(app: KolabApp, browsers: list[Browser], receiver: Receiver, caps: dict[str, Any] | None = None,
-                          mid: str = "7", by_ssrc: bool = False) -> tuple[Browser, SimulcastSender, Any, dict[str, Any]]:
-    """A plain viewer, then a publisher of the two-encoding stream: (viewer, sender, address, newConsumer data)."""
+                          mid: str = "7", by_ssrc: bool = False
+                          ) -> AsyncIterator[tuple[Browser, SimulcastSender, Any, dict[str, Any]]]:
+    """A plain viewer, then a publisher of the two-encoding stream: (viewer, sender, address, newConsumer data);
+    the sender and receiver are closed at the end."""
     room = await app.create_room()
     viewer, _ = await plain_viewer(app, room, receiver, caps)
     browsers.append(viewer)
@@ -123,7 +127,12 @@ async def _simulcast_call(app: KolabApp, browsers: list[Browser], receiver: Rece
     await publisher.ok("produce", {"transportId": transport["id"], "kind": "video",
                                    "rtpParameters": _producer_parameters(mid, by_ssrc), "appData": {"source": "webcam"}})
     (request,) = await viewer.wait_request("newConsumer")
-    return viewer, sender, ("127.0.0.1", transport["port"]), request["data"]
+    try:
+        yield viewer, sender, ("127.0.0.1", transport["port"]), request["data"]
+    finally:
+        sender.rtp.close()
+        sender.rtcp.close()
+        receiver.close()
 
 
 def _picture_ids(packets: list[bytes]) -> list[int]:
@@ -140,11 +149,10 @@ def _picture_ids(packets: list[bytes]) -> list[int]:
 
 async def test_simulcast_forwards_the_best_live_encoding(app: KolabApp, browsers: list[Browser]) -> None:
     receiver = RecordingReceiver()
-    viewer, sender, address, consumer = await _simulcast_call(app, browsers, receiver)
-    assert consumer["type"] == "simulcast"
-    assert consumer["rtpParameters"]["rtcp"]["cname"], "a producer that signalled no CNAME is given one"
-    assert consumer["rtpParameters"]["encodings"][0]["scalabilityMode"].startswith("L2")
-    try:
+    async with _simulcast_call(app, browsers, receiver) as (viewer, sender, address, consumer):
+        assert consumer["type"] == "simulcast"
+        assert consumer["rtpParameters"]["rtcp"]["cname"], "a producer that signalled no CNAME is given one"
+        assert consumer["rtpParameters"]["encodings"][0]["scalabilityMode"].startswith("L2")
         await sender.stream(address, 1.5, ("r0", "r1"))
         await viewer.wait_for("consumerLayersChanged", lambda d: d["layers"]["spatialLayer"] == 1)
         assert receiver.widths and set(receiver.widths[-10:]) == {320}
@@ -165,10 +173,6 @@ async def test_simulcast_forwards_the_best_live_encoding(app: KolabApp, browsers
         assert last.extensions.rtp_stream_id is None, "RIDs name the producer's encodings: not forwarded"
         pictures = _picture_ids(receiver.recorded)
         assert all((b - a) & 0x7FFF == 1 for a, b in zip(pictures, pictures[1:])), "PictureIDs continue across switches"
-    finally:
-        sender.rtp.close()
-        sender.rtcp.close()
-        receiver.close()
 
 
 async def test_extension_ids_follow_the_consumers_capabilities(app: KolabApp, browsers: list[Browser]) -> None:
@@ -178,8 +182,7 @@ async def test_extension_ids_follow_the_consumers_capabilities(app: KolabApp, br
         if extension["uri"] == MID:
             extension["preferredId"] = 9
     receiver = Receiver()
-    _viewer, sender, address, consumer = await _simulcast_call(app, browsers, receiver, caps)
-    try:
+    async with _simulcast_call(app, browsers, receiver, caps) as (_viewer, sender, address, consumer):
         await sender.stream(address, 1.0, ("r0", "r1"))
         (ssrc,) = receiver.streams
         theirs = HeaderExtensionsMap()
@@ -187,17 +190,12 @@ async def test_extension_ids_follow_the_consumers_capabilities(app: KolabApp, br
         packet = RtpPacket.parse(receiver.streams[ssrc].last_packet, theirs)
         assert packet.extensions.mid == consumer["rtpParameters"]["mid"]
         assert RtpPacket.parse(receiver.streams[ssrc].last_packet, EXTENSIONS).extensions.mid is None
-    finally:
-        sender.rtp.close()
-        sender.rtcp.close()
-        receiver.close()
 
 
 async def test_every_packet_carries_the_consumers_mid(app: KolabApp, browsers: list[Browser]) -> None:
     """A MID longer than the consumer's, then none at all (as Chromium does): the consumer's MID is in every packet."""
     receiver = RecordingReceiver()
-    _viewer, sender, address, consumer = await _simulcast_call(app, browsers, receiver, mid="video-12")
-    try:
+    async with _simulcast_call(app, browsers, receiver, mid="video-12") as (_viewer, sender, address, consumer):
         await sender.stream(address, 1.0, ("r0", "r1"))
         sender.tagged = False
         count = len(receiver.recorded)
@@ -206,18 +204,13 @@ async def test_every_packet_carries_the_consumers_mid(app: KolabApp, browsers: l
         assert receiver.frames_decoded > 20
         for data in receiver.recorded:
             assert RtpPacket.parse(data, EXTENSIONS).extensions.mid == consumer["rtpParameters"]["mid"]
-    finally:
-        sender.rtp.close()
-        sender.rtcp.close()
-        receiver.close()
 
 
 async def test_simulcast_encodings_by_ssrc(app: KolabApp, browsers: list[Browser]) -> None:
     """Encodings signalled by SSRC (no MID or RID in the packets): the best one is forwarded, the other on loss."""
     receiver = SizedReceiver()
-    viewer, sender, address, consumer = await _simulcast_call(app, browsers, receiver, by_ssrc=True)
-    assert consumer["type"] == "simulcast"
-    try:
+    async with _simulcast_call(app, browsers, receiver, by_ssrc=True) as (viewer, sender, address, consumer):
+        assert consumer["type"] == "simulcast"
         await sender.stream(address, 1.5, ("r0", "r1"))
         await viewer.wait_for("consumerLayersChanged", lambda d: d["layers"]["spatialLayer"] == 1)
         assert set(receiver.widths[-10:]) == {320}
@@ -227,10 +220,6 @@ async def test_simulcast_encodings_by_ssrc(app: KolabApp, browsers: list[Browser
         assert set(receiver.widths[-10:]) == {160}
         (ssrc,) = receiver.streams
         assert gap_free(receiver.streams[ssrc].seqs)
-    finally:
-        sender.rtp.close()
-        sender.rtcp.close()
-        receiver.close()
 
 
 async def _stream_with_remb(sender: SimulcastSender, receiver: Receiver, address: Any, seconds: float,
@@ -248,8 +237,7 @@ async def test_layers_follow_the_receivers_estimate(app: KolabApp, browsers: lis
     """A receiver whose REMB says its link is narrow gets the low layer (and keeps decoding); when it says the
     link is wide again, the high layer comes back after the allocator's hysteresis."""
     receiver = SizedReceiver()
-    viewer, sender, address, _consumer = await _simulcast_call(app, browsers, receiver)
-    try:
+    async with _simulcast_call(app, browsers, receiver) as (viewer, sender, address, _consumer):
         await sender.stream(address, 1.5, ("r0", "r1"))
         await viewer.wait_for("consumerLayersChanged", lambda d: d["layers"]["spatialLayer"] == 1)
         assert receiver.rtcp_source_port, "the server's sender reports told us its RTCP port"
@@ -261,7 +249,3 @@ async def test_layers_follow_the_receivers_estimate(app: KolabApp, browsers: lis
         await _stream_with_remb(sender, receiver, address, 4.0, 5_000_000)
         assert viewer.seen("consumerLayersChanged")[-1]["layers"]["spatialLayer"] == 1
         assert set(receiver.widths[-10:]) == {320}
-    finally:
-        sender.rtp.close()
-        sender.rtcp.close()
-        receiver.close()
