@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import os
 from typing import Any, AsyncIterator
 
 import av
@@ -27,8 +28,10 @@ EXTENSIONS.configure(RTCRtpParameters(headerExtensions=[
 class SimulcastSender:
     """Two VP8 encodings (160 and 320 wide) with MID and RID extensions, SSRCs never signalled."""
 
-    def __init__(self, mid: str = "7") -> None:
+    def __init__(self, mid: str = "7", noisy: bool = False) -> None:
         self.mid = mid
+        self.noisy = noisy
+        """Frames of random pixels: a few Mbit/s per layer instead of a few kbit/s of blank frames."""
         self.tagged = True
         """Whether packets carry MID and RID (Chromium stops once RTCP acknowledged its SSRCs)."""
         self.layers = {"r0": (160, 120, 3001), "r1": (320, 240, 3002)}
@@ -51,6 +54,9 @@ class SimulcastSender:
         for rid in rids:
             width, height, ssrc = self.layers[rid]
             frame = av.VideoFrame(width, height, "yuv420p")
+            if self.noisy:
+                for plane in frame.planes:
+                    plane.update(os.urandom(plane.buffer_size))
             frame.pts, frame.time_base = self.frame * 6000, fractions.Fraction(1, 90000)
             payloads, ts = self.encoders[rid].encode(frame, force_keyframe=self.keyframe)
             for index, payload in enumerate(payloads):
@@ -110,7 +116,7 @@ def _producer_parameters(mid: str, by_ssrc: bool = False) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def _simulcast_call(app: KolabApp, browsers: list[Browser], receiver: Receiver, caps: dict[str, Any] | None = None,
-                          mid: str = "7", by_ssrc: bool = False
+                          mid: str = "7", by_ssrc: bool = False, noisy: bool = False
                           ) -> AsyncIterator[tuple[Browser, SimulcastSender, Any, dict[str, Any]]]:
     """A plain viewer, then a publisher of the two-encoding stream: (viewer, sender, address, newConsumer data);
     the sender and receiver are closed at the end."""
@@ -119,7 +125,7 @@ async def _simulcast_call(app: KolabApp, browsers: list[Browser], receiver: Rece
     browsers.append(viewer)
     publisher = await joined(app, room, role=3)
     browsers.append(publisher)
-    sender = SimulcastSender(mid)
+    sender = SimulcastSender(mid, noisy)
     sender.tagged = not by_ssrc
     await sender.open()
     transport = await publisher.ok("createPlainTransport", {"producing": True, "consuming": False})
@@ -237,7 +243,7 @@ async def test_layers_follow_the_receivers_estimate(app: KolabApp, browsers: lis
     """A receiver whose REMB says its link is narrow gets the low layer (and keeps decoding); when it says the
     link is wide again, the high layer comes back after the allocator's hysteresis."""
     receiver = SizedReceiver()
-    async with _simulcast_call(app, browsers, receiver) as (viewer, sender, address, _consumer):
+    async with _simulcast_call(app, browsers, receiver, noisy=True) as (viewer, sender, address, _consumer):
         await sender.stream(address, 1.5, ("r0", "r1"))
         await viewer.wait_for("consumerLayersChanged", lambda d: d["layers"]["spatialLayer"] == 1)
         assert receiver.rtcp_source_port, "the server's sender reports told us its RTCP port"

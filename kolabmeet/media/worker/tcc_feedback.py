@@ -13,6 +13,8 @@ from kolabmeet.media.worker import rtcp
 
 FEEDBACK_INTERVAL = 0.1
 """Seconds between feedback packets while packets arrive."""
+FEEDBACK_ON_LOSS = 0.02
+"""Seconds to the next feedback once a sequence number was skipped: the sender hears of loss soon."""
 MAX_STATUSES = 600
 """Sequence numbers per feedback packet (a few hundred bytes); more go in further packets."""
 MAX_RANGE = 5000
@@ -24,10 +26,12 @@ _REFERENCE_US = 64000
 class TccFeedback:
     """Arrival times of one transport's incoming packets by transport-wide sequence number."""
 
-    __slots__ = ("media_ssrc", "_arrivals", "_highest", "_base", "_fb_count")
+    __slots__ = ("media_ssrc", "gap", "_arrivals", "_highest", "_base", "_fb_count")
 
     def __init__(self) -> None:
         self.media_ssrc = 0
+        self.gap = False
+        """A sequence number was skipped since the last report."""
         self._arrivals: dict[int, int] = {}  # unwrapped sequence number -> arrival (µs)
         self._highest = -1  # highest unwrapped sequence number seen
         self._base = -1  # first sequence number of the next report
@@ -45,6 +49,7 @@ class TccFeedback:
             if unwrapped < self._base:
                 return  # already reported (as lost)
         if unwrapped > highest:
+            self.gap = self.gap or (highest >= 0 and unwrapped > highest + 1)
             self._highest = unwrapped
         self._arrivals[unwrapped] = int(now * 1e6)
         self.media_ssrc = ssrc
@@ -60,6 +65,7 @@ class TccFeedback:
         if self._highest - self._base >= MAX_RANGE:
             self._base = min(seq for seq in self._arrivals if seq > self._highest - MAX_RANGE)
         out = []
+        self.gap = False
         while self._base <= self._highest:
             out.append(self._one_packet(sender_ssrc))
         self._arrivals = {}

@@ -18,7 +18,7 @@ from kolabmeet.media.worker.consumer import Consumer
 from kolabmeet.media.worker.producer import Producer
 from kolabmeet.media.worker.rtp import find_extension, map_extensions
 from kolabmeet.media.worker.srtp import PacketBuffer
-from kolabmeet.media.worker.tcc_feedback import FEEDBACK_INTERVAL, TccFeedback
+from kolabmeet.media.worker.tcc_feedback import FEEDBACK_INTERVAL, FEEDBACK_ON_LOSS, TccFeedback
 
 if TYPE_CHECKING:
     from kolabmeet.media.worker.router import Router
@@ -163,9 +163,15 @@ class Transport(ABC):
         at = map_extensions(buf, length, None, (self._tcc_id, 0, 0))[0]
         if at < 0:
             return
-        self.tcc.received(_U16.unpack_from(buf, at)[0], time.monotonic(), ssrc)
-        if self._tcc_timer is None:
-            self._tcc_timer = asyncio.get_running_loop().call_later(FEEDBACK_INTERVAL, self._send_tcc)
+        tcc = self.tcc
+        now = time.monotonic()
+        tcc.received(_U16.unpack_from(buf, at)[0], now, ssrc)
+        timer = self._tcc_timer
+        if timer is None or (tcc.gap and timer.when() > asyncio.get_running_loop().time() + FEEDBACK_ON_LOSS):
+            if timer is not None:
+                timer.cancel()
+            delay = FEEDBACK_ON_LOSS if tcc.gap else FEEDBACK_INTERVAL
+            self._tcc_timer = asyncio.get_running_loop().call_later(delay, self._send_tcc)
 
     def _send_tcc(self) -> None:
         self._tcc_timer = None

@@ -74,3 +74,17 @@ def test_long_gaps_and_long_reports_split() -> None:
     times = _arrival_times(packets)
     assert len(times) == MAX_STATUSES + 11 and all(t is not None for t in times.values())
     assert round(times[MAX_STATUSES + 10] - times[0], 1) == 20000.0
+
+
+def test_a_skipped_number_is_noted_until_the_next_report() -> None:
+    tcc = TccFeedback()
+    tcc.received(10, 1.0, ssrc=1)
+    tcc.received(11, 1.001, ssrc=1)
+    assert not tcc.gap
+    tcc.received(13, 1.002, ssrc=1)
+    assert tcc.gap
+    tcc.packets(5)
+    assert not tcc.gap
+    tcc.received(12, 1.003, ssrc=1)  # late, already reported lost
+    tcc.received(14, 1.004, ssrc=1)
+    assert not tcc.gap
