@@ -17,6 +17,8 @@ import contextlib
 import random
 from typing import Any, AsyncIterator, Callable
 
+from tests.media.relay import PeerSide, ServerUdp
+
 ANNOUNCED = "127.0.0.2"
 MAX_QUEUE = 0.25
 
@@ -64,22 +66,6 @@ class Shaper:
             loop.call_at(leave, self.send, data, addr)
 
 
-class _Listener(asyncio.DatagramProtocol):
-    def __init__(self, link: "ShapedLink") -> None:
-        self.link = link
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.link.from_browser(data, addr)
-
-
-class _Upstream(asyncio.DatagramProtocol):
-    def __init__(self, link: "ShapedLink", browser: Any) -> None:
-        self.link, self.browser = link, browser
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.link.shapers[self.browser][1].push(data, self.browser)
-
-
 class ShapedLink:
     """Browsers <-> 127.0.0.2:port <-> 127.0.0.1:port (the server)."""
 
@@ -93,10 +79,10 @@ class ShapedLink:
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
-        self._listener, _ = await loop.create_datagram_endpoint(lambda: _Listener(self),
+        self._listener, _ = await loop.create_datagram_endpoint(lambda: PeerSide(self),
                                                                 local_addr=(ANNOUNCED, self.port))
 
-    def from_browser(self, data: bytes, browser: Any) -> None:
+    def from_peer(self, data: bytes, browser: Any) -> None:
         if browser not in self._upstreams:
             asyncio.get_running_loop().create_task(self._connect(browser, data))
             return
@@ -106,10 +92,13 @@ class ShapedLink:
         loop = asyncio.get_running_loop()
         if browser not in self.shapers:
             self.shapers[browser] = (Shaper(self.uplink, self._to_server), Shaper(self.downlink, self._to_browser))
-            transport, _ = await loop.create_datagram_endpoint(lambda: _Upstream(self, browser),
+            transport, _ = await loop.create_datagram_endpoint(lambda: ServerUdp(self, browser),
                                                                remote_addr=("127.0.0.1", self.port))
             self._upstreams[browser] = transport
         self.shapers[browser][0].push(first, browser)
+
+    def to_peer(self, data: bytes, browser: Any) -> None:
+        self.shapers[browser][1].push(data, browser)
 
     def _to_server(self, data: bytes, browser: Any) -> None:
         upstream = self._upstreams.get(browser)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -41,11 +42,14 @@ async def test_max_incoming_bitrate_caps_the_estimate(pages: PageFactory) -> Non
         page = await pages("alice")
         await page.start((await app.connection(room, PUBLISHER))["token"], mic=False)
 
-        async def capped() -> bool:
+        async def capped() -> int:
             bitrate, _reasons = await _sender_state(page)
-            return 0 < bitrate <= 600_000
+            return bitrate if 0 < bitrate <= 600_000 else 0
 
         await until(capped, 10, "the estimate held at maxIncomingBitrate (REMB)")
+        await asyncio.sleep(2.0)
+        bitrate, _reasons = await _sender_state(page)
+        assert 0 < bitrate <= 600_000, f"the estimate stays under the ceiling: {bitrate}"
 
 
 async def test_the_receivers_feedback_gives_an_estimate_of_what_we_send(pages: PageFactory, meeting: Any) -> None:

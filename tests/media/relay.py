@@ -17,16 +17,20 @@ from aioice import stun
 _FRAME = struct.Struct("!H")
 
 
-class _PeerSide(asyncio.DatagramProtocol):
-    def __init__(self, relay: "Relay") -> None:
+class PeerSide(asyncio.DatagramProtocol):
+    """Datagrams from the peer side, to `relay.from_peer(data, addr)`."""
+
+    def __init__(self, relay: Any) -> None:
         self.relay = relay
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.relay.from_peer(data, addr)
 
 
-class _ServerUdp(asyncio.DatagramProtocol):
-    def __init__(self, relay: "Relay", peer: Any) -> None:
+class ServerUdp(asyncio.DatagramProtocol):
+    """Datagrams from the server for one peer, to `relay.to_peer(data, peer)`."""
+
+    def __init__(self, relay: Any, peer: Any) -> None:
         self.relay, self.peer = relay, peer
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
@@ -75,7 +79,7 @@ class Relay:
 
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
-        self._listen, _ = await loop.create_datagram_endpoint(lambda: _PeerSide(self), local_addr=("127.0.0.1", 0))
+        self._listen, _ = await loop.create_datagram_endpoint(lambda: PeerSide(self), local_addr=("127.0.0.1", 0))
         return self._listen.get_extra_info("sockname")[1]
 
     def _drop(self, share: float, data: bytes) -> bool:
@@ -112,7 +116,7 @@ class Relay:
         if self.tcp:
             _, upstream = await loop.create_connection(lambda: _ServerTcp(self, peer), *self.server)
         else:
-            upstream, _ = await loop.create_datagram_endpoint(lambda: _ServerUdp(self, peer),
+            upstream, _ = await loop.create_datagram_endpoint(lambda: ServerUdp(self, peer),
                                                               remote_addr=self.server)
         self._upstream[peer] = upstream
         for data in self._connecting.pop(peer):

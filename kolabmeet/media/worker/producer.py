@@ -7,7 +7,15 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from kolabmeet.media.capabilities import MID, REPAIRED_RTP_STREAM_ID as RRID, RTP_STREAM_ID as RID
+from kolabmeet.media.capabilities import (
+    ABS_SEND_TIME,
+    AUDIO_LEVEL,
+    MID,
+    REPAIRED_RTP_STREAM_ID as RRID,
+    ROUTER_IDS,
+    RTP_STREAM_ID as RID,
+    TRANSPORT_WIDE_CC,
+)
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.keyframe import KEYFRAME_DETECTORS
 from kolabmeet.media.worker.retransmission import restore_rtx
@@ -23,10 +31,11 @@ _ABSENT = (-1, -1, -1)
 
 KEYFRAME_REQUEST_INTERVAL = 0.5
 NACK_INTERVAL = 0.04
-_WANTED = {"video": (1, 4, 5), "audio": (1, 4, 10)}
+_MID_ID, _ABS_ID, _TWCC_ID, _LEVEL_ID = (ROUTER_IDS[u] for u in (MID, ABS_SEND_TIME, TRANSPORT_WIDE_CC, AUDIO_LEVEL))
+_WANTED = {"video": (_MID_ID, _ABS_ID, _TWCC_ID), "audio": (_MID_ID, _ABS_ID, _LEVEL_ID)}
 """Router ids of the extensions found per packet: MID and abs-send-time (consumers write them), then
 transport-wide-cc (video: consumers write it) or the audio level (audio: the active speaker reads it)."""
-_SLOTS = {"audio": ((1, MID_SLOT), (4, 3)), "video": ((1, MID_SLOT), (4, 3), (5, 2))}
+_SLOTS = {"audio": ((_MID_ID, MID_SLOT), (_ABS_ID, 3)), "video": ((_MID_ID, MID_SLOT), (_ABS_ID, 3), (_TWCC_ID, 2))}
 """The elements every forwarded packet carries, whatever the sender sent (Chromium stops sending MID)."""
 
 

@@ -65,8 +65,8 @@ class Transport(ABC):
         self._consumer_by_ssrc: dict[int, Consumer] = {}
         self._twcc_seq = 0
         self.estimator = BandwidthEstimator()
-        self._allocated_for = 0.0
         """What this transport can send to its remote, from the remote's feedback on our packets."""
+        self._allocated_for = 0.0
         self._by_mid: dict[str, Producer] = {}
         self.tcc = TccFeedback()
         self._tcc_id = 0
