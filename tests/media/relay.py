@@ -1,7 +1,9 @@
 """A relay on 127.0.0.1 between a WebRTC test peer and the server.
 
 It forwards datagrams from the peer to the server's candidate and back, and can
-drop a share of them in either direction (a lossy network, evenly spread). With `tcp=True` it
+drop a share of them in either direction (a lossy network, evenly spread) and
+hold the peer's uplink to a rate (a bottleneck with a queue of at most MAX_QUEUE
+seconds, tail drop beyond). With `tcp=True` it
 speaks ICE-TCP's RFC 4571 framing to the server: aioice (aiortc's ICE) has no
 TCP candidates, so this is how an aiortc peer reaches the server's TCP port.
 """
@@ -15,6 +17,7 @@ from typing import Any
 from aioice import stun
 
 _FRAME = struct.Struct("!H")
+MAX_QUEUE = 0.25
 
 
 class PeerSide(asyncio.DatagramProtocol):
@@ -64,9 +67,11 @@ class Relay:
     """One listening UDP port for the peer; one upstream (UDP socket or TCP connection) per peer address."""
 
     def __init__(self, server: tuple[str, int], tcp: bool = False, drop_to_server: float = 0.0,
-                 drop_to_peer: float = 0.0) -> None:
+                 drop_to_peer: float = 0.0, rate_to_server: float | None = None) -> None:
         self.server = server
         self.tcp = tcp
+        self.rate_to_server = rate_to_server
+        self._busy_until = 0.0
         self.drop_to_server = drop_to_server
         self.drop_to_peer = drop_to_peer
         self.dropped = 0
@@ -100,6 +105,18 @@ class Relay:
     def from_peer(self, data: bytes, peer: Any) -> None:
         if self._drop(self.drop_to_server, data):
             return
+        if self.rate_to_server:
+            loop = asyncio.get_running_loop()
+            start = max(loop.time(), self._busy_until)
+            if start - loop.time() > MAX_QUEUE:
+                self.dropped += 1
+                return
+            self._busy_until = start + len(data) * 8 / self.rate_to_server
+            loop.call_at(self._busy_until, self._to_server, data, peer)
+            return
+        self._to_server(data, peer)
+
+    def _to_server(self, data: bytes, peer: Any) -> None:
         self.forwarded += 1
         upstream = self._upstream.get(peer)
         if upstream is not None:

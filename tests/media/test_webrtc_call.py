@@ -45,13 +45,14 @@ async def _peer(app: KolabApp, room: str, role: int, tracks: list[Any] | None = 
 
 
 async def start_call(app: KolabApp, force_tcp: bool = False, subscriber_relay: dict[str, Any] | None = None,
-                     publisher_relay: dict[str, Any] | None = None, video_codec: str | None = None) -> Call:
+                     publisher_relay: dict[str, Any] | None = None, video_codec: str | None = None,
+                     noise: bool = False) -> Call:
     """Two subscribers, then a publisher of aiortc's VP8 video and Opus audio test tracks."""
     room = await app.create_room()
     tcp = {"tcp": True} if force_tcp else None
     subscribers = [await _peer(app, room, 1, relay=tcp if subscriber_relay is None else subscriber_relay, force_tcp=force_tcp),
                    await _peer(app, room, 1, relay=tcp, force_tcp=force_tcp)]
-    video, audio = CountingVideoTrack(), AudioStreamTrack()
+    video, audio = CountingVideoTrack(noise), AudioStreamTrack()
     publisher = await _peer(app, room, 3, [video, audio], relay=tcp, force_tcp=force_tcp)
     await publisher.create_send_transport(force_tcp=force_tcp, relay=tcp if publisher_relay is None else publisher_relay)
     await publisher.produce(video, "webcam", video_codec)
@@ -170,21 +171,53 @@ async def test_restart_ice_gives_new_credentials_and_media_keeps_flowing(app: Ko
         await call.close()
 
 
+def _video_target(call: Call) -> int | None:
+    """The target bitrate of the publisher's VP8 encoder (aiortc sets it from the REMB it receives)."""
+    senders = call.publisher.send_transport._handler.pc.getSenders()
+    video = next(s for s in senders if s.track and s.track.kind == "video")
+    encoder = video._RTCRtpSender__encoder
+    return encoder.target_bitrate if encoder is not None else None
+
+
+async def test_a_remb_sender_is_told_our_estimate_of_its_uplink(server_with: Any) -> None:
+    """aiortc negotiates REMB, not transport-wide CC: the server estimates the uplink (abs-send-time, and the
+    loss its receiver reports see) and sends that in REMB. Through a 400 kbit/s uplink the estimate and
+    aiortc's encoder stay under it, though maxIncomingBitrate is far above; once the uplink is open, both climb."""
+    async with server_with(max_incoming_bitrate=10_000_000) as server, aiohttp.ClientSession() as http:
+        call = await start_call(KolabApp(server, http), publisher_relay={"rate_to_server": 400_000}, noise=True)
+        try:
+            transport = next(t for t in call.server_peer(call.publisher).transports.values()
+                             if t.app_data["producing"])
+
+            async def estimate() -> int:
+                return (await transport.get_stats())[0]["availableIncomingBitrate"] or 0
+
+            async def followed(low: int, high: int) -> bool:
+                return low <= await estimate() <= high and low <= (_video_target(call) or 0) <= high
+
+            await _within(lambda: followed(1, 400_000), 10, "estimate and encoder under the 400 kbit/s uplink")
+            call.publisher.relays[0].rate_to_server = None
+            await _within(lambda: followed(1_000_000, 9_000_000), 15, "estimate and encoder up on the open uplink")
+        finally:
+            await call.close()
+
+
+async def _within(check: Any, seconds: float, what: str) -> None:
+    for _ in range(int(seconds * 10)):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not within {seconds} s: {what}")
+
+
 async def test_senders_are_held_below_max_incoming_bitrate(server_with: Any) -> None:
     async with server_with(max_incoming_bitrate=300_000) as server, aiohttp.ClientSession() as http:
         call = await start_call(KolabApp(server, http))
         try:
-            senders = call.publisher.send_transport._handler.pc.getSenders()
-            video = next(s for s in senders if s.track and s.track.kind == "video")
-
-            def target() -> int | None:
-                encoder = video._RTCRtpSender__encoder
-                return encoder.target_bitrate if encoder is not None else None
-
             for _ in range(60):
-                if target() == 300_000:
+                if _video_target(call) == 300_000:
                     break
                 await asyncio.sleep(0.1)
-            assert target() == 300_000, "aiortc's VP8 encoder follows the server's REMB"
+            assert _video_target(call) == 300_000, "aiortc's VP8 encoder follows the server's REMB"
         finally:
             await call.close()

@@ -8,9 +8,11 @@ and, to publish, create a send transport and produce tracks.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import aioice.ice
+import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from pymediasoup import AiortcHandler, Device
@@ -28,16 +30,28 @@ def loopback_only() -> None:
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 
 
-class CountingVideoTrack(VideoStreamTrack):
-    """aiortc's test video source, counting the frames it hands to the encoder."""
+_FAINT = bytes(120 + value % 24 for value in range(256))
+"""Pixel values narrowed to 120..143: noise an encoder can spend any bitrate on, yet smooth at a low one."""
 
-    def __init__(self) -> None:
+
+class CountingVideoTrack(VideoStreamTrack):
+    """aiortc's test video source, counting the frames it hands to the encoder; with `noise`, 320x240
+    frames of faint random pixels instead, so that the encoder sends about its target bitrate."""
+
+    def __init__(self, noise: bool = False) -> None:
         super().__init__()
         self.frames = 0
+        self.noise = noise
 
     async def recv(self) -> Any:
         frame = await super().recv()
         self.frames += 1
+        if self.noise:
+            noisy = av.VideoFrame(320, 240, "yuv420p")
+            for plane in noisy.planes:
+                plane.update(os.urandom(plane.buffer_size).translate(_FAINT))
+            noisy.pts, noisy.time_base = frame.pts, frame.time_base
+            return noisy
         return frame
 
 

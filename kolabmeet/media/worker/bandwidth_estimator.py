@@ -1,6 +1,6 @@
 """How much one transport can send to its receiver: an estimate from the receiver's feedback on our packets.
 
-Every packet we send carries a transport-wide sequence number (the consumers write
+Every video packet we send carries a transport-wide sequence number (the consumers write
 it); `SendHistory` remembers when each one left and how big it was. The
 receiver's transport-wide CC feedback says when each arrived. From that, as
 libwebrtc's GCC does in outline:
@@ -9,14 +9,20 @@ libwebrtc's GCC does in outline:
   trend of its growth over the last groups (a least-squares slope). A trend over
   the threshold means a queue is building on the path: overuse. The rate then
   drops to 0.85 x what was delivered, else it grows by 8 % a second, never past
-  1.5 x the delivered rate plus 10 kbit/s (what is sent is the only probe).
-* loss-based: over 10 % lost cuts the rate by half the loss (at most every 0.3 s); under 2 % lets it grow.
+  1.5 x the delivered rate plus 10 kbit/s, and is at least what was delivered
+  while loss is low. "Delivered" counts what we send without transport-wide
+  sequence numbers (audio, `untracked_bitrate`) as well: the estimate is for
+  everything the transport sends.
+* loss-based: over 10 % lost cuts the rate by half the loss (at most every 0.3 s) and stops it growing.
 * a receiver that sends REMB instead (no transport-cc) gives its estimate directly.
 * going up past what is sent needs a probe: when the allocator would send more
-  than the estimate allows, `probe_to` raises the estimate to that once in a
-  while (PROBE_BACKOFF, half as long again after each probe the path could not
-  carry, up to MAX_PROBE_BACKOFF), so that the higher layer itself tries the path; an overuse
-  brings the estimate down again within a feedback or two.
+  than the estimate allows, `probe_due` opens a probe cluster (see prober.py) for
+  that bitrate, or PROBE_STEP x the estimate if less, once in a while
+  (PROBE_BACKOFF, half as long again after each probe the path could not carry,
+  up to MAX_PROBE_BACKOFF; PROBE_AFTER_PASS after one it carried). A cluster that
+  arrives as fast as it left raises the estimate to its bitrate. Without packets to probe with (no RTX),
+  `raise_to` lifts the estimate so that the higher layer itself tries the path;
+  an overuse brings it down again within a feedback or two.
 
 The estimate starts at INITIAL_BITRATE and stays within MIN_BITRATE..MAX_BITRATE.
 """
@@ -26,6 +32,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from kolabmeet.media.worker.prober import ProbeCluster
 from kolabmeet.media.worker.rtcp import TransportCc
 
 INITIAL_BITRATE = 1_000_000
@@ -43,10 +50,14 @@ RATE_WINDOW_S = 0.5
 """Seconds of deliveries the delivered (acked) bitrate is measured over."""
 LOSS_CUT_INTERVAL = 0.3
 """Seconds between two cuts for loss."""
-PROBE_BACKOFF = 5.0
-MAX_PROBE_BACKOFF = 15.0
+PROBE_BACKOFF = 3.0
+MAX_PROBE_BACKOFF = 8.0
+PROBE_AFTER_PASS = 1.0
+"""Seconds to the next probe after one the path carried (climbing on)."""
+PROBE_STEP = 2.0
+"""A probe asks for at most this many times the estimate."""
 PROBE_VERDICT = 3.0
-"""Seconds after a probe in which an overuse counts against it."""
+"""Seconds after a probe in which an overuse counts against it (and a cluster must be reported on)."""
 
 
 class SendHistory:
@@ -74,10 +85,15 @@ class SendHistory:
 class BandwidthEstimator:
     """The available outgoing bitrate of one transport, in bit/s (`bitrate`)."""
 
+    loss_cut_interval = LOSS_CUT_INTERVAL
+
     def __init__(self) -> None:
         self.bitrate = float(INITIAL_BITRATE)
         self.loss = 0.0
         self.delivered_bitrate = 0.0
+        """Bit/s the receiver's feedback acknowledged (packets with a transport-wide sequence number)."""
+        self.untracked_bitrate = 0.0
+        """Bit/s sent without a transport-wide sequence number (audio): the path carries it too."""
         self.state = "normal"
         self.history = SendHistory()
         self._deliveries: deque[tuple[float, int]] = deque()  # (arrival s, bytes)
@@ -91,6 +107,10 @@ class BandwidthEstimator:
         self._arrival_offset: float | None = None
         self._probed_at = -MAX_PROBE_BACKOFF
         self._probe_backoff = PROBE_BACKOFF
+        self._raised = False
+        self.probe: ProbeCluster | None = None
+        """The probe cluster out on the path, until its verdict."""
+        self.probes = self.probes_passed = 0
         self._loss_cut_at = 0.0
         self._fed_back = False
         """Transport-wide CC feedback came: probes can be judged (a REMB receiver estimates by itself)."""
@@ -101,30 +121,57 @@ class BandwidthEstimator:
         self._fed_back = True
         clock_us = feedback.reference_time * 64000
         received = lost = 0
+        probe = self.probe
         for seq, arrived, delta_us in feedback.packets:
+            got = arrived and delta_us is not None
+            if got:
+                clock_us += delta_us
+            if probe is not None and seq in probe:
+                probe.reported(seq, clock_us if got else None)
+                continue  # probes are judged as a cluster, not as media
             sent = self.history.lookup(seq)
             if sent is None:
                 continue
-            if not arrived or delta_us is None:
+            if not got:
                 lost += 1
                 continue
-            clock_us += delta_us
             received += 1
             self._delivered(sent[0], clock_us / 1e6, sent[1])
         if received + lost:
             self.loss = 0.8 * self.loss + 0.2 * lost / (received + lost)
         self._update(now)
+        self._judge_probe(now)
 
-    def probe_to(self, bitrate: float, now: float | None = None) -> bool:
-        """Try `bitrate` (more than the estimate) if the path looks clear and no probe was made lately."""
+    def probe_due(self, bitrate: float, now: float | None = None) -> ProbeCluster | None:
+        """A probe cluster for `bitrate` (more than the estimate) if the path looks clear and no probe
+        was made lately; the caller sends it (or, with nothing to send, calls `raise_to`)."""
         now = time.monotonic() if now is None else now
         if not self._fed_back or bitrate <= self.bitrate or self.state != "normal" or self.loss > 0.02:
-            return False
-        if now - self._probed_at < self._probe_backoff:
-            return False
+            return None
+        if self.probe is not None or now - self._probed_at < self._probe_backoff:
+            return None
         self._probed_at = now
+        self.probe = ProbeCluster(min(float(bitrate), PROBE_STEP * self.bitrate, MAX_BITRATE), now)
+        return self.probe
+
+    def raise_to(self, bitrate: float) -> None:
+        """Probe with the media itself: the estimate goes up to `bitrate` until an overuse says otherwise."""
+        self.probe = None
+        self._raised = True
         self.bitrate = min(float(bitrate), MAX_BITRATE)
-        return True
+
+    def _judge_probe(self, now: float) -> None:
+        probe = self.probe
+        if probe is None or not (probe.complete or now - probe.started > PROBE_VERDICT):
+            return
+        self.probe = None
+        self.probes += 1
+        if probe.passed():
+            self.probes_passed += 1
+            self.bitrate = max(self.bitrate, probe.bitrate)
+            self._probe_backoff = PROBE_AFTER_PASS
+        else:
+            self._probe_backoff = min(self._probe_backoff * 1.5, MAX_PROBE_BACKOFF)
 
     def on_remb(self, bitrate: int) -> None:
         """A receiver's own estimate (REMB): taken as it is."""
@@ -168,30 +215,39 @@ class BandwidthEstimator:
             return 0.0
         return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / denominator
 
-    def _update(self, now: float) -> None:
-        elapsed = min(max(now - self._last_update, 0.0), 1.0)
-        self._last_update = now
+    def _measure_delivered(self) -> None:
         if self._deliveries:
             span = max(self._deliveries[-1][0] - self._deliveries[0][0], RATE_WINDOW_S)
             self.delivered_bitrate = sum(size for _t, size in self._deliveries) * 8 / span
+
+    def _update(self, now: float) -> None:
+        elapsed = min(max(now - self._last_update, 0.0), 1.0)
+        self._last_update = now
+        self._measure_delivered()
         modified_trend = self._slope() * min(self._samples, 60) * 4
         if modified_trend > OVERUSE_THRESHOLD_MS:
             if self.state != "overuse":
                 if self.delivered_bitrate:
-                    self.bitrate = min(self.bitrate, 0.85 * self.delivered_bitrate)
-                if now - self._probed_at < PROBE_VERDICT:
+                    self.bitrate = min(self.bitrate, 0.85 * (self.delivered_bitrate + self.untracked_bitrate))
+                if self._raised and now - self._probed_at < PROBE_VERDICT:
+                    self._raised = False
                     self._probe_backoff = min(self._probe_backoff * 1.5, MAX_PROBE_BACKOFF)
             self.state = "overuse"
         elif modified_trend < -OVERUSE_THRESHOLD_MS:
             self.state = "underuse"
         else:
             self.state = "normal"
-            ceiling = 1.5 * self.delivered_bitrate + 10_000 if self.delivered_bitrate else MAX_BITRATE
-            self.bitrate = max(self.bitrate, min(self.bitrate * (1.08 ** elapsed), ceiling))
+            carried = self.delivered_bitrate + self.untracked_bitrate
+            ceiling = 1.5 * carried + 10_000 if self.delivered_bitrate else MAX_BITRATE
+            if self.loss <= 0.1:
+                self.bitrate = max(self.bitrate, min(self.bitrate * (1.08 ** elapsed), ceiling))
+            if self.loss < 0.02:
+                self.bitrate = max(self.bitrate, carried)  # what arrives unharmed, the path carries
         if self.loss > 0.1:
-            if now - self._loss_cut_at > LOSS_CUT_INTERVAL:
+            if now - self._loss_cut_at > self.loss_cut_interval:
                 self._loss_cut_at = now
                 self.bitrate *= 1 - 0.5 * self.loss
-        elif now - self._probed_at > PROBE_VERDICT and self.state == "normal" and self.loss < 0.02:
+        elif self._raised and now - self._probed_at > PROBE_VERDICT and self.state == "normal" and self.loss < 0.02:
+            self._raised = False
             self._probe_backoff = PROBE_BACKOFF
         self.bitrate = min(max(self.bitrate, MIN_BITRATE), MAX_BITRATE)

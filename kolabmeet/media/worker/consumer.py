@@ -18,12 +18,15 @@ from kolabmeet.media.worker.rtp_stream import loss_score
 from kolabmeet.media.worker.vp8 import MAX_TEMPORAL_LAYER, Vp8Rewriter
 
 if TYPE_CHECKING:
+    from kolabmeet.media.worker.prober import ProbeCluster
     from kolabmeet.media.worker.producer import Producer
     from kolabmeet.media.worker.transport import Transport
 
 _SEQ_TS_SSRC = struct.Struct("!HII")
 _SCALABILITY = re.compile(r"L(\d+)T(\d+)")
 RTX_SCRATCH = bytearray(2048)
+LAYER_SILENCE = 0.5
+"""Seconds without a packet of the simulcast layer aimed at, while a lower one arrives, before falling back."""
 MIN_RESEND_INTERVAL_MS = 100.0
 """A packet is resent at most once per round trip (and not more often than this)."""
 _TWCC = (0, 0, ROUTER_IDS[TRANSPORT_WIDE_CC])
@@ -71,7 +74,8 @@ class Consumer:
         self.target_layer = producer.layers - 1 if self._simulcast else 0
         self.preferred_spatial = producer.layers - 1
         self._up_rounds = 0
-        self.preferred_temporal = self._temporal_layers - 1
+        self.preferred_temporal = self.target_temporal = self._temporal_layers - 1
+        self._notified_layers = (-1, -1)
         self.active = False
         self._sync_needed = True
         self._waiting = False
@@ -132,6 +136,9 @@ class Consumer:
             return
         if layer != self.current_layer:
             if layer != self.target_layer or not keyframe:
+                if layer < self.target_layer and self.producer.now - self.producer.layer_seen[self.target_layer] > \
+                        LAYER_SILENCE:
+                    self._fall_back(layer)
                 return
             self._switch_layer(layer)
         if self._sync_needed:
@@ -176,29 +183,60 @@ class Consumer:
         """Start forwarding another simulcast encoding, on its key frame, as one continuous stream."""
         self.current_layer = layer
         self._sync_needed = True
-        self._notify(self.id, "layerschange", {"spatialLayer": layer, "temporalLayer": self.preferred_temporal})
+        self._notify_layers()
+
+    def _fall_back(self, layer: int) -> None:
+        """The layer aimed at went silent (the sender stopped it) while `layer` arrives: take that one."""
+        self.target_layer = layer
+        self._up_rounds = 0
+        self._set_waiting(True)
+        self.request_keyframe()
+
+    def _notify_layers(self) -> None:
+        layers = (self.current_layer, self.temporal_layer)
+        if layers != self._notified_layers and self.current_layer >= 0:
+            self._notified_layers = layers
+            self._notify(self.id, "layerschange", {"spatialLayer": layers[0], "temporalLayer": layers[1]})
 
     @property
-    def simulcast(self) -> bool:
-        return self._simulcast
+    def temporal_layer(self) -> int:
+        """The highest temporal layer forwarded: the allocator's aim within the preferred one."""
+        return min(self.target_temporal, self.preferred_temporal)
+
+    @property
+    def allocatable(self) -> bool:
+        """Whether the allocator has layers to choose for it: simulcast, or VP8 temporal layers."""
+        return self._simulcast or (self._vp8 is not None and self._temporal_layers > 1)
 
     def want(self) -> Want:
-        """What the allocator needs to know of this (simulcast) consumer."""
-        return Want(self.priority, self.producer.layer_bitrates(), self.preferred_spatial, self.current_layer)
+        """What the allocator needs to know of this consumer."""
+        return Want(self.priority, self.producer.layer_bitrates(), self.preferred_spatial, self.current_layer,
+                    self._temporal_layers, self.preferred_temporal, self.temporal_layer)
 
-    def aim_at(self, layer: int) -> None:
-        """Switch to simulcast layer `layer` (at its next key frame, asked for now): down at once, up only
-        once it has been the aim for UP_ROUNDS calls in a row."""
-        if not self._simulcast or not self.active or layer < 0:
+    def aim_at(self, rung: tuple[int, int]) -> None:
+        """Aim at (spatial, temporal): a lower rung at once, a higher one only once it has been the aim for
+        UP_ROUNDS calls in a row. Another simulcast encoding starts at its next key frame (asked for now)."""
+        spatial, temporal = rung
+        if not self.active or spatial < 0:
             return
-        if layer > self.target_layer and self.current_layer >= 0:
+        if rung > (self.target_layer, self.target_temporal) and self.current_layer >= 0:
             self._up_rounds += 1
             if self._up_rounds < UP_ROUNDS:
                 return
         self._up_rounds = 0
-        self.target_layer = layer
-        if self.current_layer != self.target_layer:
-            self._set_waiting(True)
+        self.target_temporal = temporal
+        self._apply_temporal()
+        if self._simulcast and spatial != self.target_layer:
+            self.target_layer = spatial
+            if self.current_layer != spatial:
+                self._set_waiting(True)
+                self.request_keyframe()
+
+    def _apply_temporal(self) -> None:
+        if self._vp8 is not None:
+            temporal = self.temporal_layer
+            self._vp8.max_temporal_layer = temporal if temporal < self._temporal_layers - 1 else MAX_TEMPORAL_LAYER
+        self._notify_layers()
 
     def _sync(self, seq: int, ts: int) -> None:
         next_seq = (self.last_seq + 1) & 0xFFFF
@@ -221,24 +259,46 @@ class Consumer:
         hold_ms = max(self.rtt_ms, MIN_RESEND_INTERVAL_MS)
         for seq in seqs:
             stored = self.rtx_buffer.resend(seq, now_ms, hold_ms)
-            if stored is None:
-                continue
-            packet, length = stored
-            if self.rtx_pt is not None and self.rtx_ssrc is not None:
-                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-                length = build_rtx(packet, length, RTX_SCRATCH, self.rtx_pt, self.rtx_ssrc, self._rtx_seq)
-                if length < 0:
-                    continue
-                packet = RTX_SCRATCH
-            self._renumber(packet, length)
-            if self.transport.send_rtp(memoryview(packet)[:length], self.ext_map, self.priority):
+            if stored is not None and self._resend(*stored):
                 self.retransmitted += 1
 
-    def _renumber(self, packet: bytearray, length: int) -> None:
+    def can_probe(self) -> bool:
+        """Whether this consumer has sent video it can resend as RTX to probe the path."""
+        return self.active and self.packets > 0 and self.rtx_buffer is not None and self.rtx_pt is not None
+
+    def send_probe(self, back: int, cluster: "ProbeCluster") -> int:
+        """Resend as RTX the packet sent `back` packets ago, as part of `cluster`; its size (0: none left)."""
+        if self.rtx_buffer is None:
+            return 0
+        stored = self.rtx_buffer.get((self.last_seq - back) & 0xFFFF, time.monotonic() * 1000)
+        if stored is None:
+            return 0
+        return self._resend(*stored, cluster=cluster)
+
+    def _resend(self, packet: bytearray, length: int, cluster: "ProbeCluster | None" = None) -> int:
+        """Send a stored packet again (as RTX when negotiated): its size, 0 when it did not go."""
+        if self.rtx_pt is not None and self.rtx_ssrc is not None:
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            length = build_rtx(packet, length, RTX_SCRATCH, self.rtx_pt, self.rtx_ssrc, self._rtx_seq)
+            if length < 0:
+                return 0
+            packet = RTX_SCRATCH
+        now = time.monotonic()
+        twcc_seq = self._renumber(packet, length, now)
+        if cluster is not None and twcc_seq >= 0:
+            cluster.sent(twcc_seq, now, length)
+        sent = self.transport.send_rtp(memoryview(packet)[:length], self.ext_map, self.priority,
+                                       paced=cluster is None)
+        return length if sent else 0
+
+    def _renumber(self, packet: bytearray, length: int, now: float) -> int:
         """A resent packet is a new one for the transport-wide count (the estimate would take it twice)."""
         at = map_extensions(packet, length, None, _TWCC)[2]
-        if at >= 0:
-            set_transport_wide_seq(packet, at, self.transport.next_twcc_seq(length, time.monotonic()))
+        if at < 0:
+            return -1
+        twcc_seq = self.transport.next_twcc_seq(length, now)
+        set_transport_wide_seq(packet, at, twcc_seq)
+        return twcc_seq
 
     def receive_report(self, block: rtcp.ReportBlock) -> None:
         """A receiver report about our stream: loss gives the score, LSR/DLSR the round trip."""
@@ -292,10 +352,9 @@ class Consumer:
         if not isinstance(temporal, int) or not 0 <= temporal < max(self._temporal_layers, 1):
             raise MediaError(f"temporalLayer must be an integer from 0 to {self._temporal_layers - 1}")
         self.preferred_spatial, self.preferred_temporal = spatial, temporal
-        if self._vp8 is not None:
-            self._vp8.max_temporal_layer = temporal if temporal < self._temporal_layers - 1 else MAX_TEMPORAL_LAYER
+        self._apply_temporal()
         if self.target_layer > spatial:
-            self.aim_at(spatial)
+            self.aim_at((spatial, self.target_temporal))
 
     def set_priority(self, priority: int) -> None:
         if not isinstance(priority, int) or not 1 <= priority <= 255:
@@ -370,7 +429,7 @@ class Consumer:
             "score": self.score,
             "spatialLayer": self.current_layer,
             "targetSpatialLayer": self.target_layer,
-            "temporalLayer": self.preferred_temporal,
+            "temporalLayer": self.temporal_layer,
         }
         return [own, *self.producer.get_stats()]
 
@@ -386,7 +445,7 @@ class Consumer:
             "priority": self.priority,
             "score": self.score,
             "preferredLayers": {"spatialLayer": self.preferred_spatial, "temporalLayer": self.preferred_temporal},
-            "currentLayers": {"spatialLayer": self.current_layer, "temporalLayer": self.preferred_temporal},
+            "currentLayers": {"spatialLayer": self.current_layer, "temporalLayer": self.temporal_layer},
         }
 
 

@@ -54,6 +54,17 @@ class NackGenerator:
         self._retries.clear()
         self._recovered.clear()
 
+    def is_missing(self, seq: int) -> bool:
+        """Whether `seq` has not arrived yet: older and missing, or newer than the newest."""
+        if not self._started:
+            return True
+        delta = (seq - self._highest) & 0xFFFF
+        if delta == 0:
+            return False
+        if delta < 0x8000:
+            return self._highest + delta not in self._recovered
+        return self._highest + delta - 0x10000 in self._sent_at
+
     def receive(self, seq: int, is_recovered: bool = False) -> bool:
         """Account for a received packet; True if a key frame should be requested instead.
 

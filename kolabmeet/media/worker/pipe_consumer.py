@@ -42,7 +42,7 @@ class PipeConsumer(Consumer):
         self.active = not self.closed and self.transport.can_send()
 
     @property
-    def simulcast(self) -> bool:
+    def allocatable(self) -> bool:
         """Every layer goes through: nothing to allocate."""
         return False
 

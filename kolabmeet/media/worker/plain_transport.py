@@ -101,7 +101,8 @@ class PlainTransport(Transport):
     def can_send(self) -> bool:
         return self.remote is not None and not self.closed
 
-    def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1) -> bool:
+    def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1,
+                 paced: bool = True) -> bool:
         """Sent from the shared buffer as it is, or from a copy when extension ids must change."""
         if ext_map is not None:
             length = len(view)

@@ -80,6 +80,8 @@ class Producer:
         self._rtx: dict[int, int] = {}
         self._rtx_apt = self._rtx_payload_types()
         self.layer_of: dict[int, int] = {}
+        self.layer_seen = [0.0] * self.layers
+        """When a packet of each spatial layer last came (monotonic seconds)."""
         self.mid: str | None = self.rtp_parameters.get("mid")
         ids = {e["uri"]: e["id"] for e in self.rtp_parameters.get("headerExtensions", [])}
         self.mid_ext, self.rid_ext, self.rrid_ext = (ids.get(uri, 0) for uri in (MID, RID, RRID))
@@ -193,6 +195,9 @@ class Producer:
             ssrc, view, recovered = rtx, view[:length], True
         stream = self._streams.get(ssrc) or self._stream(ssrc)
         seq, ts = _SEQ_TS.unpack_from(buf, 2)
+        if recovered and (stream.nack is None or not stream.nack.is_missing(seq)):
+            stream.rtx_discarded += 1  # the sender's RTX padding (probes): a copy of what came already
+            return
         self.now = now = time.monotonic()
         stream.update(seq, ts, length, now)
         if recovered:
@@ -201,7 +206,9 @@ class Producer:
             self._track_loss(stream, seq, recovered)
         if self.paused:
             return
-        self._forward(buf, view, length, seq, ts, self.layer_of.get(ssrc, 0))
+        layer = self.layer_of.get(ssrc, 0)
+        self.layer_seen[layer] = now
+        self._forward(buf, view, length, seq, ts, layer)
 
     def _forward(self, buf: bytearray, view: memoryview, length: int, seq: int, ts: int, layer: int) -> None:
         byte1 = buf[1]

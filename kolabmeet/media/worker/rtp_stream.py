@@ -13,7 +13,7 @@ class RecvStream:
     """One encoding of a producer as it arrives (RFC 3550 A.1, A.3, A.8)."""
 
     __slots__ = ("ssrc", "kind", "clock_rate", "packets", "bytes", "base_seq", "max_seq", "cycles",
-                 "jitter", "_transit", "nack", "nacks_sent", "nacked_packets", "retransmitted",
+                 "jitter", "_transit", "nack", "nacks_sent", "nacked_packets", "retransmitted", "rtx_discarded",
                  "_expected_prior", "_received_prior", "last_sr_ntp", "last_sr_time", "score", "last_time",
                  "bitrate", "_bytes_prior", "_measured_at")
 
@@ -32,6 +32,7 @@ class RecvStream:
         self.nacks_sent = 0
         self.nacked_packets = 0
         self.retransmitted = 0
+        self.rtx_discarded = 0
         self._expected_prior = 0
         self._received_prior = 0
         self.last_sr_ntp = 0
@@ -116,6 +117,7 @@ class RecvStream:
             "nackCount": self.nacks_sent,
             "nackPacketCount": self.nacked_packets,
             "packetsRetransmitted": self.retransmitted,
+            "rtxPacketsDiscarded": self.rtx_discarded,
             "score": self.score,
         }
 

@@ -9,12 +9,15 @@ import time
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Callable
 
-from kolabmeet.media.capabilities import TRANSPORT_WIDE_CC
+from kolabmeet.media.capabilities import ABS_SEND_TIME, TRANSPORT_WIDE_CC
 from kolabmeet.media.errors import InvalidStateError, MediaError
 from kolabmeet.media.worker import rtcp
-from kolabmeet.media.worker.allocator import allocate, wanted_bitrate
+from kolabmeet.media.worker.allocator import allocate, rungs, wanted_bitrate
 from kolabmeet.media.worker.bandwidth_estimator import BandwidthEstimator
 from kolabmeet.media.worker.consumer import Consumer
+from kolabmeet.media.worker.incoming_estimator import IncomingEstimator
+from kolabmeet.media.worker.pacer import Pacer
+from kolabmeet.media.worker.prober import Prober
 from kolabmeet.media.worker.producer import Producer
 from kolabmeet.media.worker.rtp import find_extension, map_extensions
 from kolabmeet.media.worker.srtp import PacketBuffer
@@ -33,6 +36,11 @@ _SSRC = struct.Struct("!I")
 _U16 = struct.Struct("!H")
 
 Notify = Callable[[str, str, Any], None]
+
+
+def _wants_remb(rtp_parameters: dict[str, Any]) -> bool:
+    feedback = (f for codec in rtp_parameters.get("codecs", []) for f in codec.get("rtcpFeedback", []))
+    return any(f.get("type") == "goog-remb" for f in feedback)
 
 
 def _extension_text(buf: bytearray, length: int, ext_id: int) -> str | None:
@@ -64,10 +72,20 @@ class Transport(ABC):
         self._ssrc_table: dict[int, Producer] = {}
         self._consumer_by_ssrc: dict[int, Consumer] = {}
         self._twcc_seq = 0
+        self.stamped_seq = -1
+        """The transport-wide sequence number given to the packet being sent (-1: none), for the pacer."""
         self.estimator = BandwidthEstimator()
+        self.prober = Prober(self)
+        self.pacer: Pacer | None = None
+        """Where a transport that paces (WebRTC) holds video bursts."""
         """What this transport can send to its remote, from the remote's feedback on our packets."""
         self._allocated_for = 0.0
+        self.allocated_bitrate = 0.0
+        """What the layers chosen last send (the lowest layers go out whatever the estimate)."""
         self._by_mid: dict[str, Producer] = {}
+        self.incoming: IncomingEstimator | None = None
+        """For senders that negotiated REMB and not transport-wide CC: what they can send us."""
+        self._abs_id = 0
         self.tcc = TccFeedback()
         self._tcc_id = 0
         """The remote's transport-wide-cc extension id, once a producer signalled it: we then send feedback."""
@@ -75,10 +93,13 @@ class Transport(ABC):
         self._rtcp_timer = asyncio.get_running_loop().call_later(RTCP_INTERVAL, self._on_rtcp_timer)
 
     @abstractmethod
-    def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1) -> bool:
+    def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1,
+                 paced: bool = True) -> bool:
         """Send one RTP packet towards the remote (its extension ids mapped); False when it could not go.
 
         Under congestion, packets of consumers below priority 255 (video) go first; audio's stay.
+        A transport with a pacer may hold video packets a little (not when `paced` is False: probes
+        are spaced by the prober).
         """
 
     @abstractmethod
@@ -109,12 +130,20 @@ class Transport(ABC):
             self._by_mid[producer.mid] = producer
         for ssrc in producer.media_ssrcs():
             self._ssrc_table[ssrc] = producer
-        for extension in producer.rtp_parameters.get("headerExtensions", []):
-            if extension["uri"] == TRANSPORT_WIDE_CC:
-                self._tcc_id = extension["id"]
+        self._choose_feedback(producer)
         self.producers[producer_id] = producer
         self.router.add_producer(producer)
         return producer
+
+    def _choose_feedback(self, producer: Producer) -> None:
+        """Transport-wide CC feedback when the sender negotiated it, else a REMB estimate when it can use one."""
+        ids = {e["uri"]: e["id"] for e in producer.rtp_parameters.get("headerExtensions", [])}
+        if TRANSPORT_WIDE_CC in ids:
+            self._tcc_id = ids[TRANSPORT_WIDE_CC]
+            self.incoming, self._abs_id = None, 0
+        elif not self._tcc_id and ABS_SEND_TIME in ids and _wants_remb(producer.rtp_parameters):
+            self._abs_id = ids[ABS_SEND_TIME]
+            self.incoming = self.incoming or IncomingEstimator()
 
     def consume(self, data: dict[str, Any]) -> Consumer:
         producer = self.router.producers.get(data["producerId"])
@@ -149,8 +178,11 @@ class Transport(ABC):
         """Hot path: find the producer by SSRC and hand it the packet."""
         self.bytes_received += length
         ssrc = _SSRC.unpack_from(buf, 8)[0]
-        if self._tcc_id and buf[0] & 0x10:
-            self._tcc_received(buf, length, ssrc)
+        if buf[0] & 0x10:
+            if self._tcc_id:
+                self._tcc_received(buf, length, ssrc)
+            elif self._abs_id:
+                self._abs_send_time_received(buf, length)
         producer = self._ssrc_table.get(ssrc)
         if producer is None:
             producer = self._identify(buf, length, ssrc)
@@ -172,6 +204,15 @@ class Transport(ABC):
                 timer.cancel()
             delay = FEEDBACK_ON_LOSS if tcc.gap else FEEDBACK_INTERVAL
             self._tcc_timer = asyncio.get_running_loop().call_later(delay, self._send_tcc)
+
+    def _abs_send_time_received(self, buf: bytearray, length: int) -> None:
+        at = map_extensions(buf, length, None, (self._abs_id, 0, 0))[0]
+        incoming = self.incoming
+        if at < 0 or incoming is None:
+            return
+        abs_send_time = buf[at] << 16 | buf[at + 1] << 8 | buf[at + 2]
+        if incoming.received(abs_send_time, length, time.monotonic()) and incoming.remb_due():
+            self._send_remb()
 
     def _send_tcc(self) -> None:
         self._tcc_timer = None
@@ -200,7 +241,7 @@ class Transport(ABC):
 
     def next_twcc_seq(self, size: int, now: float) -> int:
         """The transport-wide sequence number of a packet of `size` bytes leaving now, noted for the estimate."""
-        seq = self._twcc_seq = (self._twcc_seq + 1) & 0xFFFF
+        seq = self._twcc_seq = self.stamped_seq = (self._twcc_seq + 1) & 0xFFFF
         self.estimator.history.sent(seq, now, size)
         return seq
 
@@ -219,12 +260,14 @@ class Transport(ABC):
                 feedback = rtcp.parse_transport_cc(data, offset, size)
                 if feedback is not None:
                     self.estimator.on_feedback(feedback)
+                    self.estimate_changed()
                     if self.estimator.bitrate < 0.8 * self._allocated_for:
                         self._allocate_layers()  # the link got worse: do not wait for the next round
             elif packet_type == rtcp.PT_PSFB and fmt == rtcp.FMT_REMB:
                 remb = rtcp.parse_remb(data, offset, size)
                 if remb is not None:
                     self.estimator.on_remb(remb[0])
+                    self.estimate_changed()
             elif packet_type == rtcp.PT_SR:
                 self._on_sender_report(data, offset, size)
             elif packet_type == rtcp.PT_RR:
@@ -275,25 +318,53 @@ class Transport(ABC):
             if consumer.waiting_for_keyframe:
                 consumer.request_keyframe()
         self._allocate_layers()
+        lost = 0.0
         for producer in list(self.producers.values()):
             blocks = producer.report_blocks()
+            lost = max([lost, *(block.fraction_lost / 256 for block in blocks)])
             for start in range(0, len(blocks), 31):
                 self.send_rtcp(rtcp.receiver_report(self.rtcp_ssrc, blocks[start:start + 31]))
-        if self.max_incoming_bitrate and self._ssrc_table:
-            self.send_rtcp(rtcp.remb(self.rtcp_ssrc, self.max_incoming_bitrate, list(self._ssrc_table)[:255]))
+        if self.incoming is not None:
+            self.incoming.on_loss(lost)
+        self._send_remb()
+
+    def _send_remb(self) -> None:
+        """REMB: our estimate to a REMB sender, maxIncomingBitrate (if set) to any; both capped by it."""
+        cap = self.max_incoming_bitrate
+        value = int(self.incoming.bitrate) if self.incoming is not None and self.incoming.ready else cap
+        if cap:
+            value = min(value, cap) if value else cap
+        if value and self._ssrc_table:
+            self.send_rtcp(rtcp.remb(self.rtcp_ssrc, value, list(self._ssrc_table)[:255]))
+            if self.incoming is not None:
+                self.incoming.last_remb = value
 
     def _allocate_layers(self) -> None:
         """Simulcast layers that fit the estimate, audio counted first."""
         self._allocated_for = self.estimator.bitrate
-        video = [c for c in self.consumers.values() if c.simulcast and c.active]
+        video = [c for c in self.consumers.values() if c.allocatable and c.active]
         if not video:
             return
         audio = sum(c.producer.bitrate() for c in self.consumers.values() if c.kind == "audio" and c.active)
+        self.estimator.untracked_bitrate = audio
         wants = [c.want() for c in video]
-        self.estimator.probe_to(audio + wanted_bitrate(wants))
+        self._probe(audio + wanted_bitrate(wants))
         aims = allocate(self.estimator.bitrate - audio, wants)
         for consumer, aim in zip(video, aims):
             consumer.aim_at(aim)
+        self.allocated_bitrate = audio + sum(dict(rungs(want)).get(aim, 0.0) for want, aim in zip(wants, aims))
+        self.estimate_changed()
+
+    def _probe(self, bitrate: float) -> None:
+        """Probe for `bitrate` when the estimate is short of it (now and then)."""
+        cluster = self.estimator.probe_due(bitrate)
+        if cluster is not None and not self.prober.start(cluster):
+            self.estimator.raise_to(bitrate)
+
+    def estimate_changed(self) -> None:
+        """The estimate (or the allocation) moved: a transport with a pacer follows it."""
+        if self.pacer is not None:
+            self.pacer.set_bitrate(max(self.estimator.bitrate, self.allocated_bitrate))
 
     def state_changed(self) -> None:
         for consumer in list(self.consumers.values()):
@@ -305,6 +376,7 @@ class Transport(ABC):
             return
         self.closed = True
         self._rtcp_timer.cancel()
+        self.prober.close()
         if self._tcc_timer is not None:
             self._tcc_timer.cancel()
         for producer in list(self.producers.values()):
@@ -327,6 +399,9 @@ class Transport(ABC):
             "deliveredOutgoingBitrate": int(self.estimator.delivered_bitrate),
             "outgoingLoss": round(self.estimator.loss, 3),
             "outgoingBandwidthState": self.estimator.state,
+            "probeClusters": self.estimator.probes,
+            "probeClustersPassed": self.estimator.probes_passed,
+            "availableIncomingBitrate": int(self.incoming.bitrate) if self.incoming and self.incoming.ready else None,
             "maxIncomingBitrate": self.max_incoming_bitrate,
         }]
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from kolabmeet.media.errors import MediaError
 from kolabmeet.media.worker.dtls import DtlsCertificate, DtlsSession, SrtpKeys
 from kolabmeet.media.worker.ice import IceLite
+from kolabmeet.media.worker.pacer import Pacer
 from kolabmeet.media.worker.rtp import rewrite_extension_ids
 from kolabmeet.media.worker.srtp import SrtpSession
 from kolabmeet.media.worker.transport import RECV, SEND, Notify, Transport
@@ -43,6 +44,7 @@ class WebRtcTransport(Transport):
         self._srtp_in: SrtpSession | None = None
         self._srtp_out: SrtpSession | None = None
         self._tuple: Tuple | None = None
+        self.pacer: Pacer = Pacer(self._send_paced, self.estimator.history.sent, self.estimator.bitrate)
         server.register(self)
 
     def info(self) -> dict[str, Any]:
@@ -111,9 +113,11 @@ class WebRtcTransport(Transport):
         if length > 0:
             self.receive_rtp(buf, length)
 
-    def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1) -> bool:
-        """Hot path: copy into the send buffer, map extension ids, encrypt in place, send."""
+    def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1,
+                 paced: bool = True) -> bool:
+        """Hot path: copy into the send buffer, map extension ids, encrypt in place, send (or queue)."""
         srtp, tuple_ = self._srtp_out, self._tuple
+        twcc_seq, self.stamped_seq = self.stamped_seq, -1
         if srtp is None or tuple_ is None:
             return False
         length = len(view)
@@ -121,10 +125,21 @@ class WebRtcTransport(Transport):
         if ext_map is not None:
             rewrite_extension_ids(SEND.data, length, ext_map)
         length = srtp.protect_rtp(SEND, length)
-        if length < 0 or not tuple_.send(SEND.view[:length], priority < 255):
+        if length < 0:
+            return False
+        video = priority < 255
+        if video and paced and not self.pacer.clear_to_send(length):
+            self.pacer.hold(SEND.view[:length], twcc_seq, video)
+            self.bytes_sent += length
+            return True
+        if not tuple_.send(SEND.view[:length], video):
             return False
         self.bytes_sent += length
         return True
+
+    def _send_paced(self, datagram: bytes, droppable: bool) -> bool:
+        tuple_ = self._tuple
+        return tuple_ is not None and self._srtp_out is not None and tuple_.send(datagram, droppable)
 
     def send_rtcp(self, data: bytes) -> None:
         srtp, tuple_ = self._srtp_out, self._tuple
@@ -192,6 +207,7 @@ class WebRtcTransport(Transport):
             self.dtls.close()
         self.server.unregister(self)
         self.ice.close()
+        self.pacer.close()
         self._tuple = None
         self._drop_srtp()
 
@@ -199,7 +215,8 @@ class WebRtcTransport(Transport):
         stats = super().get_stats()
         stats[0].update(iceRole="controlled", iceState=self.ice.state, dtlsState=self.dtls_state,
                         iceSelectedTuple=self._tuple.as_dict() if self._tuple else None,
-                        srtpProfile=self.srtp_profile)
+                        srtpProfile=self.srtp_profile, pacerQueue=self.pacer.queued,
+                        packetsPaced=self.pacer.sent_late)
         return stats
 
     def dump(self) -> dict[str, Any]:
