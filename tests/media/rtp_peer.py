@@ -24,6 +24,7 @@ from kolabmeet.media.worker.rtp import payload_bounds
 from tests.helpers import Browser, KolabApp, joined
 
 VP8_PT = 101
+RTX_PT = 102
 OPUS_PT = 100
 _HEADER = struct.Struct("!BBHII")
 
@@ -53,9 +54,15 @@ def rtp_packet(pt: int, seq: int, ts: int, ssrc: int, payload: bytes, marker: bo
 class Sender:
     """Sends VP8 video and Opus audio over RTP; answers PLI with a key frame."""
 
-    def __init__(self, video_ssrc: int = 11111111, audio_ssrc: int = 22222222) -> None:
+    def __init__(self, video_ssrc: int = 11111111, audio_ssrc: int = 22222222, rtx_ssrc: int | None = None) -> None:
         self.video_ssrc = video_ssrc
         self.audio_ssrc = audio_ssrc
+        self.rtx_ssrc = rtx_ssrc
+        """With one, video is signalled with RTX and `send_rtx` resends packets on it."""
+        self.sent: dict[int, bytes] = {}
+        self.skip: set[int] = set()
+        """Video sequence numbers not to send (lost on the way)."""
+        self._rtx_seq = 7000
         self.plis = 0
         self.rtcp_received: list[bytes] = []
         self._video = Vp8Encoder()
@@ -85,6 +92,11 @@ class Sender:
             codec = {"mimeType": "video/VP8", "payloadType": VP8_PT, "clockRate": 90000, "parameters": {},
                      "rtcpFeedback": [{"type": "nack"}, {"type": "nack", "parameter": "pli"}]}
             ssrc = self.video_ssrc
+            if self.rtx_ssrc is not None:
+                rtx = {"mimeType": "video/rtx", "payloadType": RTX_PT, "clockRate": 90000,
+                       "parameters": {"apt": VP8_PT}, "rtcpFeedback": []}
+                return {"codecs": [codec, rtx], "encodings": [{"ssrc": ssrc, "rtx": {"ssrc": self.rtx_ssrc}}],
+                        "rtcp": {"cname": "sender", "reducedSize": True}}
         else:
             codec = {"mimeType": "audio/opus", "payloadType": OPUS_PT, "clockRate": 48000, "channels": 2,
                      "parameters": {}, "rtcpFeedback": []}
@@ -95,7 +107,20 @@ class Sender:
         for index, payload in enumerate(payloads):
             seq = self._seq[ssrc]
             self._seq[ssrc] = seq + 1
-            self.rtp.sendto(rtp_packet(pt, seq, ts, ssrc, payload, marker=index == len(payloads) - 1), address)
+            packet = rtp_packet(pt, seq, ts, ssrc, payload, marker=index == len(payloads) - 1)
+            if ssrc == self.video_ssrc:
+                self.sent[seq] = packet
+                if seq in self.skip:
+                    continue
+            self.rtp.sendto(packet, address)
+
+    def send_rtx(self, address: tuple[str, int], seq: int) -> None:
+        """Resend video packet `seq` as RTX (RFC 4588: the original sequence number before the payload)."""
+        original = self.sent[seq]
+        self._rtx_seq += 1
+        header = _HEADER.pack(0x80, (original[1] & 0x80) | RTX_PT, self._rtx_seq, *struct.unpack_from("!I", original, 4),
+                              self.rtx_ssrc)
+        self.rtp.sendto(header + original[2:4] + original[12:], address)
 
     def send_video_frame(self, address: tuple[str, int]) -> None:
         frame = av.VideoFrame(160, 120, "yuv420p")

@@ -59,12 +59,12 @@ async def call(app: KolabApp, browsers: list[Browser]) -> AsyncIterator[Call]:
     made.close()
 
 
-async def make_call(app: KolabApp, browsers: list[Browser]) -> Call:
+async def make_call(app: KolabApp, browsers: list[Browser], sender: Sender | None = None) -> Call:
     room = await app.create_room()
     subscribers = [await _subscriber(app, room, browsers) for _ in range(2)]
     publisher = await joined(app, room, role=3, nickname="speaker")
     browsers.append(publisher)
-    sender = Sender()
+    sender = sender or Sender()
     await sender.open()
     transport = await publisher.ok("createPlainTransport", {"producing": True, "consuming": False})
     assert transport["ip"] == "127.0.0.1" and transport["port"] != transport["rtcpPort"]
@@ -262,3 +262,31 @@ async def test_consumer_key_frame_request_reaches_the_sender(app: KolabApp, call
     await video.request_key_frame()
     await _wait(lambda: call.sender.plis > plis)
     assert (await video.get_stats())[0]["pliCount"] >= 1
+
+
+async def test_rtx_repairs_a_loss_and_copies_of_what_arrived_are_dropped(app: KolabApp, browsers: list[Browser]) -> None:
+    """A packet lost on the way and resent as RTX is forwarded; RTX copies of packets that arrived (a sender's
+    padding probes) are not, so receivers see no duplicates."""
+    sender = Sender(rtx_ssrc=33333333)
+    sender.skip = {1010}
+    call = await make_call(app, browsers, sender)
+    try:
+        await sender.stream(call.rtp_address, 1.5)
+        sender.send_rtx(call.rtp_address, 1010)
+        for seq in (1011, 1012, 1013):
+            sender.send_rtx(call.rtp_address, seq)
+        await sender.stream(call.rtp_address, 0.5)
+        (video_stats,) = [s for s in await _producer_stats(app, call, "video") if s["ssrc"] == sender.video_ssrc]
+        assert video_stats["packetsRetransmitted"] == 1 and video_stats["rtxPacketsDiscarded"] == 3, video_stats
+        for subscriber in call.subscribers:
+            seqs = subscriber.receiver.streams[subscriber.ssrc("video")].seqs
+            assert len(seqs) == len(set(seqs)), "no packet twice"
+            assert len(seqs) == len(sender.sent), "the lost one came through RTX"
+    finally:
+        call.close()
+
+
+async def _producer_stats(app: KolabApp, call: Call, kind: str) -> list[dict[str, Any]]:
+    room = app.server.rooms.get(call.publisher.room_id)
+    producer = room.peers[call.publisher.peer_id].producers[call.producers[kind]]
+    return await producer.get_stats()

@@ -181,6 +181,19 @@ async def test_simulcast_forwards_the_best_live_encoding(app: KolabApp, browsers
         assert all((b - a) & 0x7FFF == 1 for a, b in zip(pictures, pictures[1:])), "PictureIDs continue across switches"
 
 
+async def test_a_layer_the_sender_stops_is_left_within_a_second(app: KolabApp, browsers: list[Browser]) -> None:
+    receiver = SizedReceiver()
+    async with _simulcast_call(app, browsers, receiver) as (viewer, sender, address, _consumer):
+        await sender.stream(address, 1.5, ("r0", "r1"))
+        await viewer.wait_for("consumerLayersChanged", lambda d: d["layers"]["spatialLayer"] == 1)
+        stopped = asyncio.get_running_loop().time()
+        streaming = asyncio.ensure_future(sender.stream(address, 2.0, ("r0",)))
+        await viewer.wait_for("consumerLayersChanged", lambda d: d["layers"]["spatialLayer"] == 0, timeout=2.0)
+        assert asyncio.get_running_loop().time() - stopped < 1.0, "0.5 s of silence, then the next key frame"
+        await streaming
+        assert set(receiver.widths[-5:]) == {160}
+
+
 async def test_extension_ids_follow_the_consumers_capabilities(app: KolabApp, browsers: list[Browser]) -> None:
     """A receiver that numbers MID 9 gets MID under id 9, with its own value."""
     caps = router_rtp_capabilities()

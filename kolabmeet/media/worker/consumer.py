@@ -136,8 +136,8 @@ class Consumer:
             return
         if layer != self.current_layer:
             if layer != self.target_layer or not keyframe:
-                if layer < self.target_layer and self.producer.now - self.producer.layer_seen[self.target_layer] > \
-                        LAYER_SILENCE:
+                if layer < self.target_layer and self.current_layer >= 0 and \
+                        self.producer.now - self.producer.layer_seen[self.target_layer] > LAYER_SILENCE:
                     self._fall_back(layer)
                 return
             self._switch_layer(layer)

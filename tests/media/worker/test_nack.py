@@ -161,3 +161,17 @@ def test_pending_round_trips_through_rtcp_nack():
     packet = rtcp.nack(0x1111, 0x2222, lost)
     assert rtcp.parse_nack(packet, 0, len(packet)) == lost
     assert rtcp.parse_feedback_ssrcs(packet, 0, len(packet)) == (0x1111, 0x2222)
+
+
+def test_is_missing_tells_what_has_not_arrived() -> None:
+    nack = NackGenerator()
+    assert nack.is_missing(100), "nothing has arrived yet"
+    nack.receive(100)
+    nack.receive(103)
+    assert not nack.is_missing(100) and not nack.is_missing(103), "arrived"
+    assert nack.is_missing(101) and nack.is_missing(102), "lost"
+    assert nack.is_missing(104), "not sent yet"
+    nack.receive(101, is_recovered=True)
+    assert not nack.is_missing(101)
+    nack.receive(105, is_recovered=True)
+    assert not nack.is_missing(105), "recovered ahead of the newest"
