@@ -13,6 +13,7 @@ from kolabmeet.api.routes import Api
 from kolabmeet.api.webhooks import Webhooks
 from kolabmeet.config import Config
 from kolabmeet.media.pool import WorkerPool
+from kolabmeet.ops.console_server import ConsoleServer
 from kolabmeet.signaling.rooms import Rooms
 from kolabmeet.signaling.server import SIGNALING_PATH, Signaling
 
@@ -48,6 +49,7 @@ class Server:
         self.signaling.attach(self.app, self.rooms)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+        self.console = ConsoleServer(self, config.console_socket) if config.console_socket else None
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.config.tls:
@@ -73,10 +75,18 @@ class Server:
             await self.pool.close()
             raise OSError(exc.errno, f"LISTENING_HOST/LISTENING_PORT {host}:{port}: {exc.strerror}") from exc
         self.port = self._runner.addresses[0][1]
+        if self.console is not None:
+            try:
+                await self.console.start()
+            except OSError:
+                await self.stop()
+                raise
         scheme = "https" if ssl_context else "http"
         log.info("listening on %s://%s:%d", scheme, self.config.listening_host, self.port)
 
     async def stop(self) -> None:
+        if self.console is not None:
+            await self.console.close()
         await self.rooms.close()
         await self.signaling.close()
         if self._runner is not None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
 import uvloop
 
 from kolabmeet.app import Server
-from kolabmeet.config import Config, ConfigError, load_config
+from kolabmeet.config import Config, ConfigError, console_socket, default_console_socket, load_config
 from kolabmeet.media.errors import MediaError
+from kolabmeet.ops import console_client
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,6 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--dev", action="store_true",
                        help="local try: 127.0.0.1, no TLS, no TURN, a generated AUTH_TOKEN")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    console = commands.add_parser("console", help="the console of a running server (its Unix socket)")
+    console.add_argument("--socket", help="the console socket (default: KOLABMEET_CONSOLE_SOCKET, else "
+                         f"{default_console_socket()})")
+    console.add_argument("--stats", action="store_true", help="print the stats dump (as GET /stats) and exit")
+    console.add_argument("--json", action="store_true", help="print results as JSON")
+    console.add_argument("words", nargs="*", metavar="COMMAND", help="run this one command and exit")
     return parser
 
 
@@ -43,6 +51,12 @@ async def _serve(config: Config) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "console":
+        path = args.socket or console_socket(os.environ)
+        if path is None:
+            print("kolabmeet console: KOLABMEET_CONSOLE_SOCKET is none: the console is off", file=sys.stderr)
+            return 1
+        return console_client.main(path, args.stats, args.json, args.words)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         config = load_config(dev=args.dev)

@@ -11,6 +11,7 @@ import ipaddress
 import os
 import secrets
 import ssl
+import tempfile
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -56,6 +57,8 @@ class Config:
     request_timeout: float = 20.0
     request_tries: int = 3
     max_body_size: int = 5 * 1024 * 1024
+    console_socket: str | None = None
+    """The console's Unix socket (`kolabmeet console`); None: no console."""
     dev: bool = False
 
     @property
@@ -148,6 +151,19 @@ def _turn(env: Mapping[str, str], dev: bool) -> tuple[str | None, str | None]:
     return server, secret
 
 
+def default_console_socket() -> str:
+    """Under the user's runtime directory ($XDG_RUNTIME_DIR), else a folder of its own in the temp directory."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or os.path.join(tempfile.gettempdir(), f"kolabmeet-{os.getuid()}")
+    return os.path.join(runtime, "kolabmeet", "console.sock")
+
+
+def console_socket(env: Mapping[str, str]) -> str | None:
+    raw = env.get("KOLABMEET_CONSOLE_SOCKET", "")
+    if raw.lower() == "none":
+        return None
+    return raw or default_console_socket()
+
+
 def _auth_token(env: Mapping[str, str], dev: bool) -> str:
     token = env.get("AUTH_TOKEN", "")
     if token:
@@ -195,5 +211,6 @@ def load_config(env: Mapping[str, str] | None = None, dev: bool = False) -> Conf
         reconnect_grace=_seconds(env, "KOLABMEET_RECONNECT_GRACE", 10.0),
         room_empty_timeout=_seconds(env, "KOLABMEET_ROOM_EMPTY_TIMEOUT", 10.0),
         request_timeout=_seconds(env, "KOLABMEET_REQUEST_TIMEOUT", 20.0),
+        console_socket=console_socket(env),
         dev=dev,
     )

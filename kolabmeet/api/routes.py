@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from kolabmeet.media.errors import MediaError
+from kolabmeet.ops import snapshot
 from kolabmeet.signaling.roles import has, parse_role
 
 if TYPE_CHECKING:
@@ -116,28 +116,4 @@ class Api:
         return web.json_response({})
 
     async def stats(self, request: web.Request) -> web.Response:
-        result = {room_id: await self._room_stats(room) for room_id, room in list(self.rooms.rooms.items())}
-        return web.json_response(result)
-
-    async def _room_stats(self, room: Any) -> dict[str, Any]:
-        peers = {}
-        for peer in list(room.peers.values()):
-            peers[peer.id] = {
-                "id": peer.id,
-                "nickname": peer.nickname,
-                "transports": await _stats_of(peer.transports.values()),
-                "producers": await _stats_of(peer.producers.values()),
-                "consumers": await _stats_of(peer.consumers.values()),
-            }
-        return peers
-
-
-async def _stats_of(objects: Any) -> list[Any]:
-    """getStats() of each object; one that closed meanwhile is left out."""
-    result = []
-    for obj in list(objects):
-        try:
-            result.append(await obj.get_stats())
-        except MediaError:
-            continue
-    return result
+        return web.json_response(await snapshot.stats(self.rooms))

@@ -21,6 +21,7 @@ from kolabmeet.media.worker.webrtc_server import WebRtcServer
 from kolabmeet.media.worker.webrtc_transport import WebRtcTransport
 
 log = logging.getLogger("kolabmeet.worker")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 Handler = Callable[[Any, dict[str, Any]], Any]
 
@@ -38,6 +39,7 @@ class WorkerServer:
             "worker.createRouter": (None, self._create_router),
             "worker.dump": (None, lambda _o, _d: self.dump()),
             "worker.getResourceUsage": (None, lambda _o, _d: _resource_usage()),
+            "worker.setLogLevel": (None, lambda _o, data: _set_log_level(data)),
             "router.close": (Router, self._close_router),
             "router.dump": (Router, lambda router, _d: router.dump()),
             "worker.createWebRtcServer": (None, self._create_webrtc_server),
@@ -182,6 +184,16 @@ class WorkerServer:
     def dump(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "routerIds": list(self.routers),
                 "webrtcServer": self.webrtc_server.dump() if self.webrtc_server else None}
+
+
+def _set_log_level(data: dict[str, Any]) -> None:
+    """The level of one of this worker's loggers (kolabmeet.worker and below)."""
+    name, level = data.get("logger"), data.get("level")
+    if not isinstance(name, str) or not name.startswith("kolabmeet.worker"):
+        raise MediaError("logger must be kolabmeet.worker or one below it")
+    if level not in LOG_LEVELS:
+        raise MediaError(f"level must be one of {', '.join(LOG_LEVELS)}")
+    logging.getLogger(name).setLevel(level)
 
 
 def _resource_usage() -> dict[str, Any]:
