@@ -14,6 +14,7 @@ from kolabmeet.api.webhooks import Webhooks
 from kolabmeet.config import Config
 from kolabmeet.media.pool import WorkerPool
 from kolabmeet.ops.console_server import ConsoleServer
+from kolabmeet.ops.metrics import CONTENT_TYPE, Metrics
 from kolabmeet.signaling.rooms import Rooms
 from kolabmeet.signaling.server import SIGNALING_PATH, Signaling
 
@@ -43,12 +44,17 @@ class Server:
             client_max_size=config.max_body_size,
             middlewares=[token_middleware(config.auth_token, SIGNALING_PATHS, DEMO_PREFIX if config.dev else None)],
         )
+        self.metrics = Metrics(self)
+        self.signaling.on_request_done = self.metrics.request_done
         self.app.add_routes(Api(config, self.rooms, self.signaling.notifier).routes())
+        self.app.add_routes([web.get("/metrics", self._metrics)])
         if config.dev:
             self.app.add_routes(Demo(config, self.rooms).routes())
         self.signaling.attach(self.app, self.rooms)
         self._runner: web.AppRunner | None = None
+        self._metrics_runner: web.AppRunner | None = None
         self.port: int | None = None
+        self.metrics_port: int | None = None
         self.console = ConsoleServer(self, config.console_socket) if config.console_socket else None
 
     def _ssl_context(self) -> ssl.SSLContext | None:
@@ -75,21 +81,40 @@ class Server:
             await self.pool.close()
             raise OSError(exc.errno, f"LISTENING_HOST/LISTENING_PORT {host}:{port}: {exc.strerror}") from exc
         self.port = self._runner.addresses[0][1]
-        if self.console is not None:
-            try:
+        try:
+            if self.console is not None:
                 await self.console.start()
-            except OSError:
-                await self.stop()
-                raise
+            if self.config.metrics_listen is not None:
+                await self._start_metrics_listener(*self.config.metrics_listen)
+        except OSError:
+            await self.stop()
+            raise
         scheme = "https" if ssl_context else "http"
         log.info("listening on %s://%s:%d", scheme, self.config.listening_host, self.port)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=await self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def _start_metrics_listener(self, host: str, port: int) -> None:
+        """GET /metrics alone, without the token: for a scraper on a network the operator trusts."""
+        app = web.Application()
+        app.add_routes([web.get("/metrics", self._metrics)])
+        self._metrics_runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._metrics_runner.setup()
+        try:
+            await web.TCPSite(self._metrics_runner, host, port).start()
+        except OSError as exc:
+            raise OSError(exc.errno, f"KOLABMEET_METRICS_LISTEN {host}:{port}: {exc.strerror}") from exc
+        self.metrics_port = self._metrics_runner.addresses[0][1]
+        log.info("metrics on http://%s:%d/metrics", host, self.metrics_port)
 
     async def stop(self) -> None:
         if self.console is not None:
             await self.console.close()
         await self.rooms.close()
         await self.signaling.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for runner in (self._runner, self._metrics_runner):
+            if runner is not None:
+                await runner.cleanup()
         await self.pool.close()
         await self.webhooks.close()

@@ -59,6 +59,8 @@ class Config:
     max_body_size: int = 5 * 1024 * 1024
     console_socket: str | None = None
     """The console's Unix socket (`kolabmeet console`); None: no console."""
+    metrics_listen: tuple[str, int] | None = None
+    """A listener of its own for GET /metrics, without the token; None: only behind the token."""
     dev: bool = False
 
     @property
@@ -151,6 +153,21 @@ def _turn(env: Mapping[str, str], dev: bool) -> tuple[str | None, str | None]:
     return server, secret
 
 
+def _metrics_listen(env: Mapping[str, str]) -> tuple[str, int] | None:
+    raw = env.get("KOLABMEET_METRICS_LISTEN", "")
+    if not raw:
+        return None
+    host, sep, port = raw.rpartition(":")
+    try:
+        address = str(ipaddress.ip_address(host.strip("[]")))
+        number = int(port)
+    except ValueError:
+        raise ConfigError("KOLABMEET_METRICS_LISTEN", f"must be IP:PORT like 127.0.0.1:9464, got {raw!r}") from None
+    if not sep or not 0 <= number <= 65535:
+        raise ConfigError("KOLABMEET_METRICS_LISTEN", f"must be IP:PORT like 127.0.0.1:9464, got {raw!r}")
+    return address, number
+
+
 def default_console_socket() -> str:
     """Under the user's runtime directory ($XDG_RUNTIME_DIR), else a folder of its own in the temp directory."""
     runtime = os.environ.get("XDG_RUNTIME_DIR") or os.path.join(tempfile.gettempdir(), f"kolabmeet-{os.getuid()}")
@@ -212,5 +229,6 @@ def load_config(env: Mapping[str, str] | None = None, dev: bool = False) -> Conf
         room_empty_timeout=_seconds(env, "KOLABMEET_ROOM_EMPTY_TIMEOUT", 10.0),
         request_timeout=_seconds(env, "KOLABMEET_REQUEST_TIMEOUT", 20.0),
         console_socket=console_socket(env),
+        metrics_listen=_metrics_listen(env),
         dev=dev,
     )

@@ -356,10 +356,11 @@ async def start_server(env: dict[str, str], *args: str) -> asyncio.subprocess.Pr
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
 
 
-async def test_cli_dev_mode_prints_its_token(http: aiohttp.ClientSession) -> None:
+async def test_cli_dev_mode_prints_its_token(http: aiohttp.ClientSession, tmp_path: Path) -> None:
     port = free_port()
+    console = str(tmp_path / "console.sock")
     process = await start_server(clean_env(LISTENING_PORT=str(port), MEDIASOUP_NUM_WORKERS="1",
-                                           KOLABMEET_WEBRTC_PORT="0"), "--dev")
+                                           KOLABMEET_WEBRTC_PORT="0", KOLABMEET_CONSOLE_SOCKET=console), "--dev")
     try:
         token = ""
         while not token:
@@ -373,9 +374,13 @@ async def test_cli_dev_mode_prints_its_token(http: aiohttp.ClientSession) -> Non
             assert resp.status == 200 and await resp.text() == "PONG"
         async with http.get(base + "/ping") as resp:
             assert resp.status == 403
+        rooms = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "kolabmeet", "console", "rooms", cwd=REPO, stdout=asyncio.subprocess.PIPE,
+            env=clean_env(KOLABMEET_CONSOLE_SOCKET=console))
+        assert (await asyncio.wait_for(rooms.communicate(), 20))[0].decode().strip() == "(none)"
     finally:
         returncode = await stop(process)
-    assert returncode == 0
+    assert returncode == 0 and not os.path.exists(console), "the console socket goes with the server"
 
 
 async def wait_listening(http: aiohttp.ClientSession, url: str, token: str, process: asyncio.subprocess.Process,
@@ -419,3 +424,16 @@ async def test_cli_serves_tls(http: aiohttp.ClientSession, cert_pair: tuple[Path
     finally:
         returncode = await stop(process)
     assert returncode == 0
+
+
+def test_console_socket_and_metrics_listener(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    config = load_config(BASE)
+    assert config.console_socket == str(tmp_path / "kolabmeet" / "console.sock")
+    assert config.metrics_listen is None
+    assert load_config(env_with(KOLABMEET_CONSOLE_SOCKET="none")).console_socket is None
+    assert load_config(env_with(KOLABMEET_CONSOLE_SOCKET="/run/km.sock")).console_socket == "/run/km.sock"
+    assert load_config(env_with(KOLABMEET_METRICS_LISTEN="0.0.0.0:9464")).metrics_listen == ("0.0.0.0", 9464)
+    assert load_config(env_with(KOLABMEET_METRICS_LISTEN="[::1]:9464")).metrics_listen == ("::1", 9464)
+    for bad in ("9464", "localhost:9464", "127.0.0.1:http", "127.0.0.1:70000"):
+        assert config_error(env_with(KOLABMEET_METRICS_LISTEN=bad)).variable == "KOLABMEET_METRICS_LISTEN"

@@ -14,15 +14,19 @@ Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 def token_middleware(token: str, open_paths: frozenset[str], open_prefix: str | None = None) -> Middleware:
-    """403 with an empty body unless X-Auth-Token equals `token` (constant-time) or the path is open."""
+    """403 with an empty body unless X-Auth-Token (or, for Prometheus scrapers, `Authorization: Bearer`)
+    equals `token` (constant-time) or the path is open."""
     expected = token.encode()
 
     @web.middleware
     async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in open_paths or (open_prefix and request.path.startswith(open_prefix)):
             return await handler(request)
-        given = request.headers.get("X-Auth-Token", "").encode()
-        if not hmac.compare_digest(given, expected):
+        given = request.headers.get("X-Auth-Token", "")
+        if not given:
+            scheme, _space, credentials = request.headers.get("Authorization", "").partition(" ")
+            given = credentials if scheme.lower() == "bearer" else ""
+        if not hmac.compare_digest(given.encode(), expected):
             return web.Response(status=403)
         return await handler(request)
 

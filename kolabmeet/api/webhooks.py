@@ -21,6 +21,8 @@ class Webhooks:
         self.token = token
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.failures = 0
+        """POSTs that failed or were answered with an error status."""
 
     def send(self, payload: dict[str, Any]) -> None:
         """Queue one POST; never blocks the caller."""
@@ -36,8 +38,10 @@ class Webhooks:
         try:
             async with self._session.post(self.url, json=payload, headers={"X-Auth-Token": self.token}) as resp:
                 if resp.status >= 400:
+                    self.failures += 1
                     log.warning("webhook %s answered %d for %s", self.url, resp.status, payload.get("event"))
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            self.failures += 1
             log.warning("webhook %s failed for %s: %r", self.url, payload.get("event"), exc)
 
     async def close(self) -> None:

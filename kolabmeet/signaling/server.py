@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from typing import TYPE_CHECKING, Any
+import time
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qs
 
 import socketio
@@ -45,6 +46,8 @@ class Signaling:
         self.notifier = Notifier(self.sio)
         self.rooms: "Rooms | None" = None
         self._peers_by_sid: dict[str, "Peer"] = {}
+        self.on_request_done: Callable[[str, float, bool], None] | None = None
+        """Told (method, seconds, succeeded) after every request: the metrics time them."""
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("request", self._on_request)
@@ -147,12 +150,20 @@ class Signaling:
         if not isinstance(data, dict):
             return 500, f"request {method} failed: data must be an object"
         ctx = Context(peer, room, self.config, self.notifier, self.webhooks)
+        started = time.monotonic()
         try:
             result = await handler(ctx, data)
         except (RequestError, MediaError) as exc:
             log.info("room %s: peer %s: %s failed: %s", room.id, peer.id, method, exc)
+            self._done(method, started, False)
             return 500, f"request {method} failed: {exc}"
         except Exception:
             log.exception("room %s: peer %s: %s failed", room.id, peer.id, method)
+            self._done(method, started, False)
             return 500, f"request {method} failed"
+        self._done(method, started, True)
         return None if result is None else (None, result)
+
+    def _done(self, method: str, started: float, succeeded: bool) -> None:
+        if self.on_request_done is not None:
+            self.on_request_done(method, time.monotonic() - started, succeeded)

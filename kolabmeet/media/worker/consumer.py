@@ -397,6 +397,7 @@ class Consumer:
         self.closed = True
         self._set_waiting(False)
         self.active = False
+        self.transport.router.totals.retire_consumer(self)
         if detach:
             self.producer.remove_consumer(self)
         self.transport.remove_consumer(self)

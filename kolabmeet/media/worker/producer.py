@@ -327,6 +327,7 @@ class Producer:
         if self.closed:
             return
         self.closed = True
+        self.transport.router.totals.retire_producer(self)
         for timer in (self._keyframe_timer, self._nack_timer):
             if timer is not None:
                 timer.cancel()
@@ -347,6 +348,10 @@ class Producer:
         """Score of each encoding that has received packets, in layer order."""
         streams = sorted((s for s in self._streams.values() if s.packets), key=lambda s: self.layer_of.get(s.ssrc, 0))
         return [s.score for s in streams]
+
+    def streams(self) -> list[RecvStream]:
+        """The streams of every encoding that has been seen."""
+        return list(self._streams.values())
 
     def get_stats(self) -> list[dict[str, Any]]:
         return [stream.as_dict(self._media["mimeType"]) for stream in self._streams.values()]

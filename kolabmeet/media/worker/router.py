@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kolabmeet.media.worker.active_speaker import ActiveSpeakerObserver
+from kolabmeet.media.worker.counters import Totals
 from kolabmeet.media.worker.producer import Producer
 from kolabmeet.media.worker.transport import Notify, Transport
 
@@ -15,8 +16,10 @@ class Router:
     `objects` is the worker's registry of every media object by id, shared by all routers.
     """
 
-    def __init__(self, router_id: str, notify: Notify, objects: dict[str, Any]) -> None:
+    def __init__(self, router_id: str, notify: Notify, objects: dict[str, Any], totals: Totals | None = None) -> None:
         self.id = router_id
+        self.totals = totals or Totals()
+        """Where the worker's consumers and producers leave their counts when they close."""
         self.notify = notify
         self.transports: dict[str, Transport] = {}
         self.producers: dict[str, Producer] = {}

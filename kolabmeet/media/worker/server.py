@@ -11,6 +11,7 @@ from typing import Any, Callable
 from kolabmeet.media.channel import Channel, ChannelClosedError
 from kolabmeet.media.errors import InvalidStateError, MediaError
 from kolabmeet.media.worker.consumer import Consumer
+from kolabmeet.media.worker.counters import Totals
 from kolabmeet.media.worker.pipe_transport import PipeTransport
 from kolabmeet.media.worker.plain_transport import PlainTransport
 from kolabmeet.media.worker.producer import Producer
@@ -35,11 +36,13 @@ class WorkerServer:
         self.routers: dict[str, Router] = {}
         self.webrtc_server: WebRtcServer | None = None
         self.certificate = DtlsCertificate.generate()
+        self.totals = Totals()
         self._handlers: dict[str, tuple[type | None, Handler]] = {
             "worker.createRouter": (None, self._create_router),
             "worker.dump": (None, lambda _o, _d: self.dump()),
             "worker.getResourceUsage": (None, lambda _o, _d: _resource_usage()),
             "worker.setLogLevel": (None, lambda _o, data: _set_log_level(data)),
+            "worker.getMetrics": (None, lambda _o, _d: self.totals.snapshot(self.routers.values())),
             "router.close": (Router, self._close_router),
             "router.dump": (Router, lambda router, _d: router.dump()),
             "worker.createWebRtcServer": (None, self._create_webrtc_server),
@@ -71,6 +74,7 @@ class WorkerServer:
 
     async def serve(self) -> None:
         """Answer requests until the channel closes, then close every object."""
+        self.totals.start_lag_probe()
         try:
             while True:
                 message = await self.channel.receive()
@@ -78,6 +82,7 @@ class WorkerServer:
         except ChannelClosedError:
             pass
         finally:
+            self.totals.stop()
             for router in list(self.routers.values()):
                 router.close()
             if self.webrtc_server is not None:
@@ -125,7 +130,7 @@ class WorkerServer:
         router_id = data["routerId"]
         if router_id in self.objects:
             raise MediaError(f"router {router_id} already exists")
-        self.routers[router_id] = Router(router_id, self.notify, self.objects)
+        self.routers[router_id] = Router(router_id, self.notify, self.objects, self.totals)
 
     def _close_router(self, router: Router, _data: dict[str, Any]) -> None:
         router.close()
