@@ -11,6 +11,7 @@ import sys
 
 import uvloop
 
+from kolabmeet import logs
 from kolabmeet.app import Server
 from kolabmeet.config import Config, ConfigError, console_socket, default_console_socket, load_config
 from kolabmeet.media.errors import MediaError
@@ -57,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
             print("kolabmeet console: KOLABMEET_CONSOLE_SOCKET is none: the console is off", file=sys.stderr)
             return 1
         return console_client.main(path, args.stats, args.json, args.words)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        logs.configure(args.log_level)
+    except logs.LogConfigError as exc:
+        print(f"kolabmeet: configuration error: {exc}", file=sys.stderr)
+        return 2
     try:
         config = load_config(dev=args.dev)
     except ConfigError as exc:

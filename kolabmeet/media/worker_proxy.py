@@ -55,7 +55,7 @@ class Worker(EventEmitter):
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "kolabmeet.media.worker", str(theirs.fileno()),
-                pass_fds=(theirs.fileno(),), env={**os.environ, **(env or {})},
+                pass_fds=(theirs.fileno(),), env={**os.environ, "KOLABMEET_WORKER_INDEX": str(index), **(env or {})},
             )
         finally:
             theirs.close()

@@ -48,7 +48,7 @@ async def create_consumer(ctx: "Context", peer: "Peer", producer_peer: "Peer", p
     if producer.id in peer.consumed_producers:
         return
     if not transport.router.can_consume(producer.id, peer.rtp_capabilities):
-        log.info("peer %s cannot consume producer %s", peer.id, producer.id)
+        log.info("room %s: peer %s cannot consume producer %s", peer.room_id, peer.id, producer.id)
         return
     peer.consumed_producers.add(producer.id)
     try:
@@ -57,7 +57,7 @@ async def create_consumer(ctx: "Context", peer: "Peer", producer_peer: "Peer", p
                                            priority=_priority(producer))
     except MediaError as exc:
         peer.consumed_producers.discard(producer.id)
-        log.warning("peer %s: consuming producer %s failed: %s", peer.id, producer.id, exc)
+        log.warning("room %s: peer %s: consuming producer %s failed: %s", peer.room_id, peer.id, producer.id, exc)
         return
     peer.consumers[consumer.id] = consumer
     _wire(ctx, peer, consumer)
@@ -100,12 +100,12 @@ async def _offer(ctx: "Context", peer: "Peer", producer_peer: "Peer", producer: 
         except socketio.exceptions.TimeoutError:
             continue
         if _is_error(ack):
-            log.info("peer %s refused consumer %s: %r", peer.id, consumer.id, ack)
+            log.info("room %s: peer %s refused consumer %s: %r", peer.room_id, peer.id, consumer.id, ack)
             return
         if consumer.paused and not consumer.closed:
             await consumer.resume()
         return
-    log.info("peer %s never answered newConsumer %s; it stays paused", peer.id, consumer.id)
+    log.info("room %s: peer %s never answered newConsumer %s; it stays paused", peer.room_id, peer.id, consumer.id)
 
 
 def _is_error(ack: Any) -> bool:

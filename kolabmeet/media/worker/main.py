@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import socket
@@ -10,6 +9,7 @@ import sys
 
 import uvloop
 
+from kolabmeet import logs
 from kolabmeet.media.worker.server import serve_socket
 
 
@@ -17,8 +17,13 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2 or not argv[1].isdigit():
         print("usage: python -m kolabmeet.media.worker <channel fd>", file=sys.stderr)
         return 2
-    logging.basicConfig(level=os.environ.get("KOLABMEET_WORKER_LOG_LEVEL", "WARNING").upper(),
-                        format=f"%(asctime)s worker[{os.getpid()}] %(levelname)s %(message)s")
+    level = os.environ.get("KOLABMEET_WORKER_LOG_LEVEL", "WARNING").upper()
+    index = os.environ.get("KOLABMEET_WORKER_INDEX", "?")
+    prefix = f"worker {index} (pid {os.getpid()})"
+    try:
+        logs.configure(level if level in logs.LEVELS else "WARNING", prefix=prefix)
+    except logs.LogConfigError:
+        logs.configure("WARNING", env={}, prefix=prefix)  # the control process has said what is wrong
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=int(argv[1]))
     uvloop.run(serve_socket(sock))

@@ -73,6 +73,10 @@ async def create_webrtc_transport(ctx: Context, data: dict[str, Any]) -> dict[st
     peer.transports[transport.id] = transport
     transport.once("routerclose", lambda: peer.transports.pop(transport.id, None))
     transport.on("dtlsstatechange", lambda state, reason=None: _on_dtls_state(ctx, transport, state, reason))
+    transport.on("icestatechange", lambda state: log.info("room %s: peer %s: transport %s ICE %s", ctx.room.id,
+                                                          peer.id, transport.id, state))
+    log.info("room %s: peer %s: transport %s created (%s)", ctx.room.id, peer.id, transport.id,
+             "consuming" if flags.get("consuming") else "producing")
     return {
         "id": transport.id,
         "iceParameters": transport.ice_parameters,
@@ -83,8 +87,11 @@ async def create_webrtc_transport(ctx: Context, data: dict[str, Any]) -> dict[st
 
 def _on_dtls_state(ctx: Context, transport: WebRtcTransport, state: str, reason: str | None) -> None:
     """A failed DTLS handshake (a wrong fingerprint, say) closes the transport."""
-    if state == "failed":
-        log.warning("peer %s: transport %s DTLS failed (%s): closing it", ctx.peer.id, transport.id, reason)
+    if state != "failed":
+        log.info("room %s: peer %s: transport %s DTLS %s", ctx.room.id, ctx.peer.id, transport.id, state)
+    else:
+        log.warning("room %s: peer %s: transport %s DTLS failed (%s): closing it", ctx.room.id, ctx.peer.id,
+                    transport.id, reason)
         ctx.peer.transports.pop(transport.id, None)
         ctx.room.spawn(transport.close())
 
