@@ -14,6 +14,7 @@ from kolabmeet.api.webhooks import Webhooks
 from kolabmeet.config import Config
 from kolabmeet.media.pool import WorkerPool
 from kolabmeet.ops.console_server import ConsoleServer
+from kolabmeet.ops.dashboard import DASHBOARD_PREFIX, Dashboard
 from kolabmeet.ops.metrics import CONTENT_TYPE, Metrics
 from kolabmeet.signaling.rooms import Rooms
 from kolabmeet.signaling.server import SIGNALING_PATH, Signaling
@@ -42,12 +43,14 @@ class Server:
         self.pool.on_worker_died = self.rooms.worker_died
         self.app = web.Application(
             client_max_size=config.max_body_size,
-            middlewares=[token_middleware(config.auth_token, SIGNALING_PATHS, DEMO_PREFIX if config.dev else None)],
+            middlewares=[token_middleware(config.auth_token, SIGNALING_PATHS,
+                                          (DASHBOARD_PREFIX, DEMO_PREFIX) if config.dev else (DASHBOARD_PREFIX,))],
         )
         self.metrics = Metrics(self)
         self.signaling.on_request_done = self.metrics.request_done
         self.app.add_routes(Api(config, self.rooms, self.signaling.notifier).routes())
         self.app.add_routes([web.get("/metrics", self._metrics)])
+        self.app.add_routes(Dashboard(config, self.rooms).routes())
         if config.dev:
             self.app.add_routes(Demo(config, self.rooms).routes())
         self.signaling.attach(self.app, self.rooms)

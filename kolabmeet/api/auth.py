@@ -13,14 +13,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
-def token_middleware(token: str, open_paths: frozenset[str], open_prefix: str | None = None) -> Middleware:
+def token_middleware(token: str, open_paths: frozenset[str], open_prefixes: tuple[str, ...] = ()) -> Middleware:
     """403 with an empty body unless X-Auth-Token (or, for Prometheus scrapers, `Authorization: Bearer`)
-    equals `token` (constant-time) or the path is open."""
+    equals `token` (constant-time) or the path is open (under an open prefix, the routes check for themselves)."""
     expected = token.encode()
 
     @web.middleware
     async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in open_paths or (open_prefix and request.path.startswith(open_prefix)):
+        if request.path in open_paths or request.path.startswith(open_prefixes):
             return await handler(request)
         given = request.headers.get("X-Auth-Token", "")
         if not given:

@@ -38,11 +38,15 @@ async def room_stats(room: "Room") -> dict[str, Any]:
 
 
 async def _stats_of(objects: Iterable[Any]) -> list[Any]:
-    """getStats() of each object; one that closed meanwhile is left out."""
+    return [stats for _obj, stats in await stats_by_object(objects)]
+
+
+async def stats_by_object(objects: Iterable[Any]) -> list[tuple[Any, Any]]:
+    """(object, getStats()) of each object; one that closed meanwhile is left out."""
     result = []
     for obj in list(objects):
         try:
-            result.append(await obj.get_stats())
+            result.append((obj, await obj.get_stats()))
         except MediaError:
             continue
     return result
