@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
+import ssl
 import sys
+import urllib.request
 
 import uvloop
 
@@ -25,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--dev", action="store_true",
                        help="local try: 127.0.0.1, no TLS, no TURN, a generated AUTH_TOKEN")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    health = commands.add_parser("health", help="exit 0 when the server configured by this environment answers "
+                                 "GET /meetmedia/api/health (a container health check)")
+    health.add_argument("--config-only", action="store_true", help="only check the configuration")
     console = commands.add_parser("console", help="the console of a running server (its Unix socket)")
     console.add_argument("--socket", help="the console socket (default: KOLABMEET_CONSOLE_SOCKET, else "
                          f"{default_console_socket()})")
@@ -50,6 +56,30 @@ async def _serve(config: Config) -> None:
     await server.stop()
 
 
+def _health(config_only: bool) -> int:
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        print(f"kolabmeet: configuration error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if config_only:
+        return 0
+    host = "127.0.0.1" if config.listening_host in ("0.0.0.0", "::") else config.listening_host
+    scheme = "https" if config.tls else "http"
+    url = f"{scheme}://{host}:{config.listening_port}/meetmedia/api/health"
+    context = ssl._create_unverified_context() if config.tls else None  # our own listener, by address
+    request = urllib.request.Request(url, headers={"X-Auth-Token": config.auth_token})
+    try:
+        with urllib.request.urlopen(request, timeout=5, context=context) as response:
+            healthy = json.load(response).get("success") is True
+    except (OSError, ValueError) as exc:
+        print(f"kolabmeet health: {url}: {exc}", file=sys.stderr)
+        return 1
+    if not healthy:
+        print(f"kolabmeet health: {url} did not say it is healthy", file=sys.stderr)
+    return 0 if healthy else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "console":
@@ -58,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             print("kolabmeet console: KOLABMEET_CONSOLE_SOCKET is none: the console is off", file=sys.stderr)
             return 1
         return console_client.main(path, args.stats, args.json, args.words)
+    if args.command == "health":
+        return _health(args.config_only)
     try:
         logs.configure(args.log_level)
     except logs.LogConfigError as exc:
