@@ -18,7 +18,7 @@ from kolabmeet import logs
 from kolabmeet.app import Server
 from kolabmeet.config import Config, ConfigError, console_socket, default_console_socket, load_config
 from kolabmeet.media.errors import MediaError
-from kolabmeet.ops import console_client
+from kolabmeet.ops import console_client, doctor
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     health = commands.add_parser("health", help="exit 0 when the server configured by this environment answers "
                                  "GET /meetmedia/api/health (a container health check)")
     health.add_argument("--config-only", action="store_true", help="only check the configuration")
+    commands.add_parser("doctor", help="check this deployment end to end (configuration, TLS, addresses, ports, "
+                        "TURN, a WebRTC call through the running server)")
     console = commands.add_parser("console", help="the console of a running server (its Unix socket)")
     console.add_argument("--socket", help="the console socket (default: KOLABMEET_CONSOLE_SOCKET, else "
                          f"{default_console_socket()})")
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         return console_client.main(path, args.stats, args.json, args.words)
     if args.command == "health":
         return _health(args.config_only)
+    if args.command == "doctor":
+        return doctor.main()
     try:
         logs.configure(args.log_level)
     except logs.LogConfigError as exc:
