@@ -14,23 +14,21 @@ from playwright.async_api import Browser as PlaywrightBrowser, Page
 from kolabmeet.app import Server
 from tests.browser.pages import until
 from tests.conftest import running_server
-from tests.helpers import TOKEN, Browser, KolabApp
-from tests.media.test_plain_forwarding import Call, make_call
+from tests.helpers import TOKEN, KolabApp
+from tests.media.test_webrtc_call import Call, start_call
 
 ARTEFACTS = Path(os.environ.get("KOLABMEET_TEST_ARTEFACTS", Path(__file__).resolve().parents[2] / "test-artefacts"))
 
 
 @pytest.fixture
-async def streaming(browsers: list[Browser]) -> AsyncIterator[tuple[Server, Call]]:
-    """A server carrying a plain-RTP publisher (VP8 and Opus) and two subscribers."""
+async def streaming() -> AsyncIterator[tuple[Server, Call]]:
+    """A server carrying a WebRTC call of pymediasoup (aiortc) peers: a publisher and two subscribers."""
     async with running_server() as server, aiohttp.ClientSession() as http:
-        call = await make_call(KolabApp(server, http), browsers)
-        task = asyncio.ensure_future(call.sender.stream(call.rtp_address, 60.0))
+        call = await start_call(KolabApp(server, http))
         try:
             yield server, call
         finally:
-            task.cancel()
-            call.close()
+            await call.close()
 
 
 async def _open(chromium: PlaywrightBrowser, server: Server) -> Page:
@@ -60,7 +58,7 @@ async def test_the_dashboard_shows_what_the_server_measures(chromium: Playwright
                                                             streaming: tuple[Server, Call]) -> None:
     server, call = streaming
     page = await _open(chromium, server)
-    room = server.rooms.get(call.publisher.room_id)
+    room = server.rooms.get(call.publisher.browser.room_id)
     viewer = room.peers[call.subscribers[0].browser.peer_id]
     consumer = next(c for c in viewer.consumers.values() if c.kind == "video")
 
@@ -83,9 +81,9 @@ async def test_the_dashboard_shows_what_the_server_measures(chromium: Playwright
             assert await _row(page, object_id) is not None, object_id
     canvases = await page.locator(f'tr[data-id="{consumer.id}"] canvas').count()
     assert canvases == 1
-    transport = next(iter(viewer.transports.values()))
+    transport = next(t for t in viewer.transports.values() if t.app_data["consuming"])
     (transport_stats,) = await transport.get_stats()
-    remote = transport_stats["tuple"]
+    remote = transport_stats["iceSelectedTuple"]
     assert f"{remote['remoteIp']}:{remote['remotePort']} udp" in (await _row(page, transport.id))["tuple"]
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(ARTEFACTS / "dashboard.png"), full_page=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from dataclasses import dataclass
@@ -81,6 +82,20 @@ async def make_call(app: KolabApp, browsers: list[Browser], sender: Sender | Non
         server_peer = app.server.rooms.get(room).peers[subscriber.browser.peer_id]
         await _wait(lambda: len(server_peer.consumers) == 2 and not any(c.paused for c in server_peer.consumers.values()))
     return Call(publisher, sender, ("127.0.0.1", transport["port"]), rtcp_address, subscribers, producers)
+
+
+@contextlib.asynccontextmanager
+async def streaming_call(server: Any, browsers: list[Browser], warmup: float = 1.5) -> AsyncIterator[Call]:
+    """`make_call` on `server` with the publisher streaming for as long as the block runs."""
+    async with aiohttp.ClientSession() as http:
+        call = await make_call(KolabApp(server, http), browsers)
+        task = asyncio.ensure_future(call.sender.stream(call.rtp_address, 120.0))
+        try:
+            await asyncio.sleep(warmup)
+            yield call
+        finally:
+            task.cancel()
+            call.close()
 
 
 async def _wait(predicate: Any, timeout: float = 5.0) -> None:

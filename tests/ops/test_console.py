@@ -22,8 +22,8 @@ from kolabmeet.app import Server
 from kolabmeet.ops.console_client import ConsoleClient, run_line, watch
 from kolabmeet.ops.console_server import ConsoleSocketError
 from tests.conftest import running_server
-from tests.helpers import TOKEN, Browser, KolabApp
-from tests.media.test_plain_forwarding import Call, make_call
+from tests.helpers import TOKEN, Browser
+from tests.media.test_plain_forwarding import Call, streaming_call
 
 
 @pytest.fixture
@@ -36,16 +36,8 @@ async def console_server(tmp_path: Path) -> AsyncIterator[tuple[Server, str]]:
 @pytest.fixture
 async def media_call(console_server: tuple[Server, str], browsers: list[Browser]) -> AsyncIterator[Call]:
     """A plain-RTP publisher streaming VP8 and Opus to two subscribers, for real numbers."""
-    server, _path = console_server
-    async with aiohttp.ClientSession() as http:
-        call = await make_call(KolabApp(server, http), browsers)
-        streaming = asyncio.ensure_future(call.sender.stream(call.rtp_address, 30.0))
-        try:
-            await asyncio.sleep(1.5)
-            yield call
-        finally:
-            streaming.cancel()
-            call.close()
+    async with streaming_call(console_server[0], browsers) as call:
+        yield call
 
 
 async def _ask(path: str, command: str, *args: str) -> Any:

@@ -12,7 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from kolabmeet.app import Server
 from tests.conftest import running_server
 from tests.helpers import TOKEN, Browser, KolabApp, free_port
-from tests.media.test_plain_forwarding import Call, make_call
+from tests.media.test_plain_forwarding import Call, streaming_call
+from tests.media.test_webrtc_call import start_call
 
 
 @pytest.fixture
@@ -23,15 +24,8 @@ async def metrics_server() -> AsyncIterator[Server]:
 
 @pytest.fixture
 async def streaming(metrics_server: Server, browsers: list[Browser]) -> AsyncIterator[Call]:
-    async with aiohttp.ClientSession() as http:
-        call = await make_call(KolabApp(metrics_server, http), browsers)
-        task = asyncio.ensure_future(call.sender.stream(call.rtp_address, 30.0))
-        try:
-            await asyncio.sleep(1.5)
-            yield call
-        finally:
-            task.cancel()
-            call.close()
+    async with streaming_call(metrics_server, browsers) as call:
+        yield call
 
 
 async def _scrape(server: Server, headers: dict[str, str] | None = None,
@@ -112,3 +106,29 @@ async def test_webhook_failures_are_counted() -> None:
             await asyncio.sleep(0.1)
         _status, _type, samples = await _scrape(server, {"X-Auth-Token": TOKEN})
         assert _value(samples, "kolabmeet_webhook_failures_total") == 1
+
+
+async def test_a_webrtc_call_shows_its_transport_states_and_forwarding(metrics_server: Server) -> None:
+    """pymediasoup (aiortc) peers over ICE, DTLS and SRTP: transports counted by state, VP8 forwarded."""
+    async with aiohttp.ClientSession() as http:
+        call = await start_call(KolabApp(metrics_server, http))
+        try:
+            await asyncio.sleep(2.0)
+            _status, _type, samples = await _scrape(metrics_server, port=metrics_server.metrics_port)
+            connected = sum(value for (name, labels), value in samples.items() if name == "kolabmeet_transports"
+                            and dict(labels)["class"] == "WebRtcTransport" and dict(labels)["dtls_state"] == "connected"
+                            and dict(labels)["ice_state"] in ("connected", "completed"))
+            assert connected == 3, "the publisher's send transport and the subscribers' receive transports"
+            idle = _value(samples, "kolabmeet_transports", **{"class": "WebRtcTransport", "ice_state": "new",
+                                                               "dtls_state": "new"})
+            assert idle == 1, "the publisher's receive transport: nothing to consume, never connected"
+            assert _value(samples, "kolabmeet_consumers", kind="video", type="simple") == 2
+            forwarded = _value(samples, "kolabmeet_forwarded_bytes_total", worker="0")
+            sent = 0
+            for peer in metrics_server.rooms.get(call.publisher.browser.room_id).peers.values():
+                for consumer in peer.consumers.values():
+                    sent += (await consumer.get_stats())[0]["byteCount"]
+            assert _value(samples, "kolabmeet_forwarded_packets_total", worker="0") > 100
+            assert 0.8 * sent <= forwarded <= sent, "what the consumers' getStats say they sent, a moment later"
+        finally:
+            await call.close()

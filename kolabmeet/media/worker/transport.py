@@ -340,19 +340,22 @@ class Transport(ABC):
                 self.incoming.last_remb = value
 
     def _allocate_layers(self) -> None:
-        """Simulcast layers that fit the estimate, audio counted first."""
+        """Layers that fit the estimate, after audio and the video that has no layers to choose from."""
         self._allocated_for = self.estimator.bitrate
-        video = [c for c in self.consumers.values() if c.allocatable and c.active]
-        if not video:
-            return
-        audio = sum(c.producer.bitrate() for c in self.consumers.values() if c.kind == "audio" and c.active)
+        active = [c for c in self.consumers.values() if c.active]
+        audio = sum(c.producer.bitrate() for c in active if c.kind == "audio")
+        fixed = audio + sum(c.producer.bitrate() for c in active if c.kind == "video" and not c.allocatable)
         self.estimator.untracked_bitrate = audio
-        wants = [c.want() for c in video]
-        self._probe(audio + wanted_bitrate(wants))
-        aims = allocate(self.estimator.bitrate - audio, wants)
-        for consumer, aim in zip(video, aims):
-            consumer.aim_at(aim)
-        self.allocated_bitrate = audio + sum(dict(rungs(want)).get(aim, 0.0) for want, aim in zip(wants, aims))
+        video = [c for c in active if c.allocatable]
+        allocated = 0.0
+        if video:
+            wants = [c.want() for c in video]
+            self._probe(fixed + wanted_bitrate(wants))
+            aims = allocate(self.estimator.bitrate - fixed, wants)
+            for consumer, aim in zip(video, aims):
+                consumer.aim_at(aim)
+            allocated = sum(dict(rungs(want)).get(aim, 0.0) for want, aim in zip(wants, aims))
+        self.allocated_bitrate = fixed + allocated
         self.estimate_changed()
 
     def _probe(self, bitrate: float) -> None:
