@@ -159,7 +159,7 @@ class Consumer:
         self._stamp(buf, length, now)
         if self.rtx_buffer is not None:
             self.rtx_buffer.store(out_seq, view, length, now * 1000)
-        if self.transport.send_rtp(view, self.ext_map, self.priority):
+        if self.transport.send_rtp(view, self.ext_map, self.priority, True, now):
             self.packets += 1
             self.bytes += length
         if vp8 is not None:

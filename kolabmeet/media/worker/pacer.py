@@ -7,8 +7,10 @@ bytes and nothing waits, which is nearly always; otherwise it waits its turn
 DRAIN_INTERVAL as the bucket drains. Waiting packets get their departure time
 noted again for the estimate (the receiver's feedback is judged against the time
 a packet really left). A queue longer than MAX_QUEUE_S at the pacing rate is
-sent at once: the estimate is too low to be worth more delay. Audio and RTCP are
-never held.
+sent at once and the rate doubled: more is offered than the estimate said (the
+allocation moves the rate back each round). Audio and RTCP are never held. A
+transport paces only once its receiver gave feedback: before that, or without
+any, the estimate is a guess not worth holding packets for.
 """
 
 from __future__ import annotations
@@ -51,9 +53,8 @@ class Pacer:
     def set_bitrate(self, bitrate: float) -> None:
         self.rate = PACING_FACTOR * bitrate / 8
 
-    def clear_to_send(self, size: int) -> bool:
-        """Hot path: whether a packet of `size` bytes may leave now (then it is counted as gone)."""
-        now = time.monotonic()
+    def clear_to_send(self, size: int, now: float) -> bool:
+        """Hot path: whether a packet of `size` bytes may leave at `now` (then it is counted as gone)."""
         level = self._level - (now - self._at) * self.rate
         self._at = now
         if level < 0.0:
@@ -69,6 +70,7 @@ class Pacer:
         self._queue.append((bytes(datagram), twcc_seq, droppable))
         self._queued_bytes += len(datagram)
         if self._queued_bytes > self.rate * MAX_QUEUE_S:
+            self.rate *= 2  # more is offered than the pacing rate: follow it until the next estimate
             self._drain(everything=True)
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(DRAIN_INTERVAL, self._drain)

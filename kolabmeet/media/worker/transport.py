@@ -78,6 +78,8 @@ class Transport(ABC):
         self.prober = Prober(self)
         self.pacer: Pacer | None = None
         """Where a transport that paces (WebRTC) holds video bursts."""
+        self.pacing = False
+        """Whether to pace: once the receiver gave feedback (transport-wide CC or REMB), the estimate is its."""
         """What this transport can send to its remote, from the remote's feedback on our packets."""
         self._allocated_for = 0.0
         self.allocated_bitrate = 0.0
@@ -94,12 +96,12 @@ class Transport(ABC):
 
     @abstractmethod
     def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1,
-                 paced: bool = True) -> bool:
+                 paced: bool = True, now: float = 0.0) -> bool:
         """Send one RTP packet towards the remote (its extension ids mapped); False when it could not go.
 
         Under congestion, packets of consumers below priority 255 (video) go first; audio's stay.
         A transport with a pacer may hold video packets a little (not when `paced` is False: probes
-        are spaced by the prober).
+        are spaced by the prober); `now` is the packet's arrival time when the caller has it.
         """
 
     @abstractmethod
@@ -260,6 +262,7 @@ class Transport(ABC):
                 feedback = rtcp.parse_transport_cc(data, offset, size)
                 if feedback is not None:
                     self.estimator.on_feedback(feedback)
+                    self.pacing = True
                     self.estimate_changed()
                     if self.estimator.bitrate < 0.8 * self._allocated_for:
                         self._allocate_layers()  # the link got worse: do not wait for the next round
@@ -267,6 +270,7 @@ class Transport(ABC):
                 remb = rtcp.parse_remb(data, offset, size)
                 if remb is not None:
                     self.estimator.on_remb(remb[0])
+                    self.pacing = True
                     self.estimate_changed()
             elif packet_type == rtcp.PT_SR:
                 self._on_sender_report(data, offset, size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from kolabmeet.media.errors import MediaError
@@ -114,7 +115,7 @@ class WebRtcTransport(Transport):
             self.receive_rtp(buf, length)
 
     def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1,
-                 paced: bool = True) -> bool:
+                 paced: bool = True, now: float = 0.0) -> bool:
         """Hot path: copy into the send buffer, map extension ids, encrypt in place, send (or queue)."""
         srtp, tuple_ = self._srtp_out, self._tuple
         twcc_seq, self.stamped_seq = self.stamped_seq, -1
@@ -128,7 +129,7 @@ class WebRtcTransport(Transport):
         if length < 0:
             return False
         video = priority < 255
-        if video and paced and not self.pacer.clear_to_send(length):
+        if video and paced and self.pacing and not self.pacer.clear_to_send(length, now or time.monotonic()):
             self.pacer.hold(SEND.view[:length], twcc_seq, video)
             self.bytes_sent += length
             return True
@@ -215,7 +216,8 @@ class WebRtcTransport(Transport):
         stats = super().get_stats()
         stats[0].update(iceRole="controlled", iceState=self.ice.state, dtlsState=self.dtls_state,
                         iceSelectedTuple=self._tuple.as_dict() if self._tuple else None,
-                        srtpProfile=self.srtp_profile, pacerQueue=self.pacer.queued,
+                        srtpProfile=self.srtp_profile, pacingBitrate=int(self.pacer.rate * 8) if self.pacing else None,
+                        pacerQueue=self.pacer.queued,
                         packetsPaced=self.pacer.sent_late)
         return stats
 

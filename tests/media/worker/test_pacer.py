@@ -28,7 +28,7 @@ class Link:
 def _offer(pacer: Pacer, link: Link, index: int) -> bool:
     """One packet as a transport hands it over: sent at once when clear, else held."""
     datagram = index.to_bytes(4, "big") * (PACKET // 4)
-    if pacer.clear_to_send(PACKET):
+    if pacer.clear_to_send(PACKET, time.monotonic()):
         return link.send(datagram, True)
     pacer.hold(memoryview(datagram), index, True)
     return False
@@ -60,6 +60,7 @@ async def test_a_queue_too_long_for_the_rate_is_sent_at_once() -> None:
     for index in range(packets):
         _offer(pacer, link, index)
     assert pacer.queued <= 1 and len(link.sent) + pacer.queued == packets
+    assert pacer.rate == 2 * PACING_FACTOR * 50_000 / 8, "the rate follows what is offered"
     pacer.close()
 
 
