@@ -1,27 +1,32 @@
 """Join latency and memory per peer, over the server's real protocol.
 
-Peers join one room after another as the Kolab web client does (connection
-token, socket.io connect, roomReady, getRouterRtpCapabilities, a receive
-WebRTC transport, join, a send WebRTC transport). Reported as medians over
-several runs: the time from socket connect to the end of the last request,
-and the resident memory the control process and the worker gain per peer.
+The server runs as `kolabmeet serve` in a process of its own (one worker), so
+that its memory is its own. Peers join one room as the Kolab web client does
+(connection token, socket.io connect, roomReady, getRouterRtpCapabilities, a
+receive WebRTC transport, join, a send WebRTC transport), one after another or,
+with --concurrent, all at once. Reported per run and as medians over the runs:
+the p50 and p95 of the time from socket connect to the end of the last request,
+and the resident memory the control process and the worker gain per joined peer.
 
-    python -m bench.join --peers 50 --runs 3
+    python -m bench.join --peers 50 --runs 3 [--concurrent]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
+import subprocess
+import sys
 import time
+from types import SimpleNamespace
 
 import aiohttp
 import uvloop
 
-from kolabmeet.app import Server
 from kolabmeet.media.capabilities import router_rtp_capabilities
-from tests.helpers import Browser, KolabApp, make_config
+from tests.helpers import TOKEN, Browser, KolabApp, free_port
 
 
 def rss_kib(pid: int) -> int:
@@ -43,42 +48,71 @@ async def join_one(app: KolabApp, room: str) -> tuple[Browser, float]:
     return browser, time.perf_counter() - start
 
 
-async def one_run(peers: int) -> dict[str, float]:
-    server = Server(make_config(num_workers=1))
-    await server.start()
-    browsers = []
+async def one_run(peers: int, concurrent: bool) -> dict[str, float]:
+    port, token = free_port(), TOKEN
+    env = {"PATH": os.environ.get("PATH", ""), "AUTH_TOKEN": token, "LISTENING_HOST": "127.0.0.1",
+           "LISTENING_PORT": str(port), "PUBLIC_DOMAIN": f"127.0.0.1:{port}", "WEBRTC_LISTEN_IP": "127.0.0.1",
+           "SSL_CERT": "none", "TURN_SERVER": "none", "MEDIASOUP_NUM_WORKERS": "1", "KOLABMEET_WEBRTC_PORT": "0",
+           "KOLABMEET_CONSOLE_SOCKET": "none"}
+    server = subprocess.Popen([sys.executable, "-m", "kolabmeet", "serve", "--log-level", "WARNING"], env=env)
+    browsers: list[Browser] = []
     try:
         async with aiohttp.ClientSession() as http:
-            app = KolabApp(server, http)
+            app = KolabApp(SimpleNamespace(port=port), http)  # type: ignore[arg-type]
+            await _wait_listening(http, port)
             room = await app.create_room()
             first, _ = await join_one(app, room)
             browsers.append(first)
-            worker_pid = server.pool.workers[0].pid
-            control_before, worker_before = rss_kib(os.getpid()), rss_kib(worker_pid)
-            latencies = []
-            for _ in range(peers):
-                browser, latency = await join_one(app, room)
-                browsers.append(browser)
-                latencies.append(latency)
-            control_after, worker_after = rss_kib(os.getpid()), rss_kib(worker_pid)
+            worker = _children(server.pid)[0]
+            control_before, worker_before = rss_kib(server.pid), rss_kib(worker)
+            if concurrent:
+                joined = await asyncio.gather(*(join_one(app, room) for _ in range(peers)))
+            else:
+                joined = [await join_one(app, room) for _ in range(peers)]
+            browsers += [browser for browser, _latency in joined]
+            latencies = sorted(latency for _browser, latency in joined)
+            await asyncio.sleep(0.5)
+            control_after, worker_after = rss_kib(server.pid), rss_kib(worker)
             for browser in browsers:
                 await browser.close()
     finally:
-        await server.stop()
-    return {"join_ms": statistics.median(latencies) * 1000,
+        server.terminate()
+        server.wait(10)
+    return {"join_p50_ms": latencies[len(latencies) // 2] * 1000,
+            "join_p95_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))] * 1000,
             "control_kib_per_peer": (control_after - control_before) / peers,
             "worker_kib_per_peer": (worker_after - worker_before) / peers}
+
+
+async def _wait_listening(http: aiohttp.ClientSession, port: int) -> None:
+    for _ in range(100):
+        try:
+            async with http.get(f"http://127.0.0.1:{port}/meetmedia/api/ping",
+                                headers={"X-Auth-Token": TOKEN}) as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientConnectorError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the server did not start")
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return [int(child) for child in children.read().split()]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--peers", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--concurrent", action="store_true", help="all peers join at once")
     args = parser.parse_args()
-    results = [uvloop.run(one_run(args.peers)) for _ in range(args.runs)]
+    results = [uvloop.run(one_run(args.peers, args.concurrent)) for _ in range(args.runs)]
     for result in results:
         print("run: " + ", ".join(f"{k}={v:.1f}" for k, v in result.items()))
-    print(f"median over {args.runs} runs of {args.peers} peers joining one room:")
+    how = "at once" if args.concurrent else "one after another"
+    print(f"median over {args.runs} runs of {args.peers} peers joining one room {how}:")
     for key in results[0]:
         print(f"  {key}: {statistics.median(r[key] for r in results):.1f}")
 

@@ -13,6 +13,7 @@ async def test_forwarding_bench_forwards(webrtc: bool) -> None:
     assert result["forwarded"] > 0.9 and result["us_per_packet"] > 0
 
 
-async def test_join_bench_joins() -> None:
-    result = await join.one_run(peers=3)
-    assert result["join_ms"] > 0
+@pytest.mark.parametrize("concurrent", [False, True], ids=["one-by-one", "at-once"])
+async def test_join_bench_joins(concurrent: bool) -> None:
+    result = await join.one_run(peers=3, concurrent=concurrent)
+    assert 0 < result["join_p50_ms"] <= result["join_p95_ms"]
