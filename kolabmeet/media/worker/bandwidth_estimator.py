@@ -30,6 +30,7 @@ The estimate starts at INITIAL_BITRATE and stays within MIN_BITRATE..MAX_BITRATE
 from __future__ import annotations
 
 import time
+from array import array
 from collections import deque
 
 from kolabmeet.media.worker.prober import ProbeCluster
@@ -38,7 +39,7 @@ from kolabmeet.media.worker.rtcp import TransportCc
 INITIAL_BITRATE = 1_000_000
 MIN_BITRATE = 30_000
 MAX_BITRATE = 20_000_000
-HISTORY = 4096
+HISTORY = 2048
 """Sent packets remembered (by the low bits of their sequence number)."""
 GROUP_US = 5000
 """Packets sent within this span form one group (a burst of one frame)."""
@@ -66,9 +67,9 @@ class SendHistory:
     __slots__ = ("_times", "_sizes", "_seqs")
 
     def __init__(self) -> None:
-        self._times = [0.0] * HISTORY
-        self._sizes = [0] * HISTORY
-        self._seqs = [-1] * HISTORY
+        self._times = array("d", bytes(8 * HISTORY))  # typed arrays: no object per entry
+        self._sizes = array("i", bytes(4 * HISTORY))
+        self._seqs = array("i", [-1]) * HISTORY
 
     def sent(self, seq: int, now: float, size: int) -> None:
         """Hot path: packet `seq` (16 bits) of `size` bytes leaves at `now` (monotonic seconds)."""
