@@ -51,11 +51,12 @@ EXTENSION_IDS = [{"uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": 1},
                  {"uri": "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01", "id": 5}]
 
 
-def worker_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process."""
+def worker_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU time of a process."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def send(sock: socket.socket, address: tuple[str, int], keys: SrtpKeys | None, rate: int, seconds: float,
@@ -177,7 +178,9 @@ async def one_run(fanout: int, rate: int, seconds: float, webrtc: bool) -> dict[
             ready.set()
             while sender.is_alive():
                 await asyncio.sleep(0.05)
-            cpu, wall = worker_cpu_seconds(pid) - cpu_before, time.perf_counter() - wall_before
+            cpu_after, wall = worker_cpu_seconds(pid), time.perf_counter() - wall_before
+            user, system = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
+            cpu = user + system
             forwarded = await _packets_sent(consumers) - sent_before
             await asyncio.sleep(0.3)
             stop.set()
@@ -189,7 +192,8 @@ async def one_run(fanout: int, rate: int, seconds: float, webrtc: bool) -> dict[
             child.kill()
         await server.stop()
     expected = int(rate * seconds) * fanout
-    return {"us_per_packet": cpu / max(1, forwarded) * 1e6, "forwarded": forwarded / expected,
+    return {"us_per_packet": cpu / max(1, forwarded) * 1e6, "user_us": user / max(1, forwarded) * 1e6,
+            "system_us": system / max(1, forwarded) * 1e6, "forwarded": forwarded / expected,
             "delivered": sum(counts) / expected, "worker_cpu_share": cpu / wall}
 
 
@@ -214,7 +218,10 @@ def main() -> None:
     delivered = statistics.median(r["delivered"] for r in results)
     kind = "WebRTC (SRTP)" if args.webrtc else "plain RTP"
     print(f"median over {args.runs} runs, {kind}, fan-out {args.fanout}, {args.rate} packets/s of {PACKET_SIZE} bytes:")
+    user = statistics.median(r["user_us"] for r in results)
+    system = statistics.median(r["system_us"] for r in results)
     print(f"  worker CPU per forwarded packet: {cost:.2f} µs  (≈ {1e6 / cost:,.0f} forwarded packets/s per core)")
+    print(f"    of which user {user:.2f} µs, system {system:.2f} µs (medians of each)")
     print(f"  forwarded by the worker: {forwarded:.1%} of what the subscribers should get; received: {delivered:.1%}")
 
 
