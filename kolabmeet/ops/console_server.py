@@ -42,6 +42,10 @@ class ConsoleServer:
     async def start(self) -> None:
         folder = os.path.dirname(self.path) or "."
         os.makedirs(folder, mode=0o700, exist_ok=True)
+        info = os.stat(folder)
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            raise ConsoleSocketError(0, f"KOLABMEET_CONSOLE_SOCKET {self.path}: its folder must be this user's and "
+                                        "writable by no one else (another user could take the socket's place)")
         if os.path.exists(self.path):
             self._remove_stale()
         old_umask = os.umask(0o177)

@@ -65,6 +65,15 @@ async def test_the_socket_is_for_the_servers_user_only(console_server: tuple[Ser
             pass
 
 
+async def test_a_folder_others_can_write_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(ConsoleSocketError, match="writable by no one else"):
+        async with running_server(console_socket=str(shared / "console.sock")):
+            pass
+
+
 async def test_a_stale_socket_is_replaced_and_removed_at_stop(tmp_path: Path) -> None:
     path = str(tmp_path / "console.sock")
     stale = socket.socket(socket.AF_UNIX)
