@@ -36,9 +36,10 @@ class Notifier:
 
     def broadcast(self, peers: Iterable["Peer"], method: str, data: Any = None,
                   exclude: "Peer | None" = None) -> None:
-        for peer in peers:
-            if peer is not exclude:
-                self.notify(peer, method, data)
+        """One emit to every peer's socket: the packet is built and encoded once, not once per peer."""
+        sids = [peer.sid for peer in peers if peer is not exclude and peer.sid is not None]
+        if sids:
+            self._spawn(self.sio.emit("notification", {"method": method, "data": data}, to=sids))
 
     async def request(self, peer: "Peer", method: str, data: Any, timeout: float) -> Any:
         """Event `request` {method, data} with an ack; raises socketio TimeoutError."""
