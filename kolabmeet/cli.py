@@ -66,9 +66,7 @@ def _health(config_only: bool) -> int:
         return exc.exit_code
     if config_only:
         return 0
-    host = "127.0.0.1" if config.listening_host in ("0.0.0.0", "::") else config.listening_host
-    scheme = "https" if config.tls else "http"
-    url = f"{scheme}://{host}:{config.listening_port}/meetmedia/api/health"
+    url = config.local_url + "/meetmedia/api/health"
     context = ssl._create_unverified_context() if config.tls else None  # our own listener, by address
     request = urllib.request.Request(url, headers={"X-Auth-Token": config.auth_token})
     try:

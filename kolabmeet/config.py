@@ -72,6 +72,12 @@ class Config:
         return self.ssl_cert is not None
 
     @property
+    def local_url(self) -> str:
+        """The server's own listener as seen from this host (the HTTP API and the signaling)."""
+        host = "127.0.0.1" if self.listening_host in ("0.0.0.0", "::") else self.listening_host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.listening_port}"
+
+    @property
     def signaling_scheme(self) -> str:
         return "wss" if (self.tls or self.force_wss) else "ws"
 

@@ -228,7 +228,7 @@ async def check_turn(config: Config) -> list[Finding]:
 
 
 async def _server_answers(config: Config) -> bool:
-    base = _local_base(config)
+    base = config.local_url
     try:
         async with aiohttp.ClientSession() as http, http.get(
                 base + "/meetmedia/api/health", headers={"X-Auth-Token": config.auth_token}, ssl=False,
@@ -238,21 +238,14 @@ async def _server_answers(config: Config) -> bool:
         return False
 
 
-def _local_base(config: Config) -> str:
-    """The server's own listener (the HTTP API and the signaling), as seen from this host."""
-    host = "127.0.0.1" if config.listening_host in ("0.0.0.0", "::") else config.listening_host
-    return f"{'https' if config.tls else 'http'}://{host}:{config.listening_port}"
-
-
 async def check_call(config: Config, server_up: bool, through_turn: str | None = None) -> Finding:
     check = "WebRTC call" + (f" through TURN ({through_turn})" if through_turn else "")
     if not server_up:
         return _fix(check, "the server does not answer GET /meetmedia/api/health on its listener: start it "
                            "(kolabmeet serve), then run the doctor again")
-    base = _local_base(config)
     turn = turn_relay(config, through_turn) if through_turn else None
     try:
-        outcome = await call_through(base, base, config.auth_token, turn)
+        outcome = await call_through(config.local_url, config.auth_token, turn)
     except ProbeError as exc:
         return _fix(check, str(exc))
     return _ok(check, f"ICE, DTLS and SRTP up; {outcome}")

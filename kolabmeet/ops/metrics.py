@@ -57,7 +57,8 @@ class Metrics:
                                       buckets=JOIN_BUCKETS, registry=self.registry)
         ProcessCollector(namespace="kolabmeet_control", registry=self.registry)
         self.registry.register(_ServerCollector(self))
-        self._workers: list[tuple[int, dict[str, Any] | None]] = []
+        self.worker_answers: list[tuple[int, dict[str, Any] | None]] = []
+        """Each worker's answer to the last scrape (None: it did not answer)."""
 
     def request_done(self, method: str, seconds: float, succeeded: bool) -> None:
         if method == "join" and succeeded:
@@ -67,7 +68,7 @@ class Metrics:
         """Ask every worker for its totals (at once, SCRAPE_TIMEOUT at most), then render."""
         workers = list(self.server.pool.workers)
         answers = await asyncio.gather(*(self._ask(w) for w in workers))
-        self._workers = [(w.index, answer) for w, answer in zip(workers, answers)]
+        self.worker_answers = [(w.index, answer) for w, answer in zip(workers, answers)]
         return generate_latest(self.registry)
 
     @staticmethod
@@ -89,7 +90,7 @@ class _ServerCollector:
 
     def collect(self) -> Iterator[Metric]:
         yield from self._control(self.metrics.server)
-        yield from self._workers(self.metrics._workers)
+        yield from self._workers(self.metrics.worker_answers)
 
     def _control(self, server: "Server") -> Iterator[Metric]:
         rooms = server.rooms

@@ -237,19 +237,19 @@ class ProbePeer:
             await self.sio.disconnect()
 
 
-async def call_through(base_http: str, ws_base: str, token: str, turn: dict[str, Any] | None = None) -> str:
+async def call_through(base: str, token: str, turn: dict[str, Any] | None = None) -> str:
     """A room with a sender and a receiver (the room closes by itself once they left): what arrived, or a
-    ProbeError that says what failed. `base_http` reaches the HTTP API, `ws_base` the signaling."""
+    ProbeError that says what failed. `base` is the server's listener (HTTP API and signaling)."""
     async with aiohttp.ClientSession(headers={"X-Auth-Token": token}) as http:
-        async with http.post(base_http + API + "/sessions", json=[]) as response:
+        async with http.post(base + API + "/sessions", json=[]) as response:
             if response.status != 200:
                 raise ProbeError(f"HTTP API: POST /sessions answered {response.status}")
             room = (await response.json())["id"]
         tokens = []
         for _ in range(2):
-            async with http.post(f"{base_http}{API}/sessions/{room}/connection", json={"role": 3}) as response:
+            async with http.post(f"{base}{API}/sessions/{room}/connection", json={"role": 3}) as response:
                 tokens.append((await response.json())["token"])
-        peers = [ProbePeer(ws_base, t, turn) for t in tokens]
+        peers = [ProbePeer(base, t, turn) for t in tokens]
         try:
             sender, receiver = peers
             await sender.join()

@@ -136,8 +136,7 @@ class Consumer:
             return
         if layer != self.current_layer:
             if layer != self.target_layer or not keyframe:
-                if layer < self.target_layer and self.current_layer >= 0 and \
-                        self.producer.now - self.producer.layer_seen[self.target_layer] > LAYER_SILENCE:
+                if layer < self.target_layer and self.current_layer >= 0 and self._target_silent():
                     self._fall_back(layer)
                 return
             self._switch_layer(layer)
@@ -156,10 +155,10 @@ class Consumer:
         buf[1] = pt
         _SEQ_TS_SSRC.pack_into(buf, 2, out_seq, out_ts, self.ssrc)
         now = self.producer.now
-        self._stamp(buf, length, now)
+        twcc_seq = self._stamp(buf, length, now)
         if self.rtx_buffer is not None:
             self.rtx_buffer.store(out_seq, view, length, now * 1000)
-        if self.transport.send_rtp(view, self.ext_map, self.priority, True, now):
+        if self.transport.send_rtp(view, self.ext_map, self.priority, True, now, twcc_seq):
             self.packets += 1
             self.bytes += length
         if vp8 is not None:
@@ -169,21 +168,29 @@ class Consumer:
             self.last_ts = out_ts
             self.last_sent = now
 
-    def _stamp(self, buf: bytearray, length: int, now: float) -> None:
-        """Per-consumer header extension values: MID, send time, transport-wide sequence number."""
+    def _stamp(self, buf: bytearray, length: int, now: float) -> int:
+        """Per-consumer header extension values: MID, send time, transport-wide sequence number (returned,
+        -1 when the packet carries none)."""
         producer = self.producer
         if producer.mid_at > 0 and self._mid is not None:
             set_mid(buf, producer.mid_at, self._mid)
         if producer.abs_send_time_at > 0:
             set_abs_send_time(buf, producer.abs_send_time_at, now)
-        if producer.twcc_at > 0:
-            set_transport_wide_seq(buf, producer.twcc_at, self.transport.next_twcc_seq(length, now))
+        if producer.twcc_at <= 0:
+            return -1
+        twcc_seq = self.transport.next_twcc_seq(length, now)
+        set_transport_wide_seq(buf, producer.twcc_at, twcc_seq)
+        return twcc_seq
 
     def _switch_layer(self, layer: int) -> None:
         """Start forwarding another simulcast encoding, on its key frame, as one continuous stream."""
         self.current_layer = layer
         self._sync_needed = True
         self._notify_layers()
+
+    def _target_silent(self) -> bool:
+        stream = self.producer.layer_streams[self.target_layer]
+        return stream is None or self.producer.now - stream.last_time > LAYER_SILENCE
 
     def _fall_back(self, layer: int) -> None:
         """The layer aimed at went silent (the sender stopped it) while `layer` arrives: take that one."""
@@ -288,7 +295,7 @@ class Consumer:
         if cluster is not None and twcc_seq >= 0:
             cluster.sent(twcc_seq, now, length)
         sent = self.transport.send_rtp(memoryview(packet)[:length], self.ext_map, self.priority,
-                                       paced=cluster is None)
+                                       paced=cluster is None, now=now, twcc_seq=twcc_seq)
         return length if sent else 0
 
     def _renumber(self, packet: bytearray, length: int, now: float) -> int:

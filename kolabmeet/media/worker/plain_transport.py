@@ -102,7 +102,7 @@ class PlainTransport(Transport):
         return self.remote is not None and not self.closed
 
     def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1,
-                 paced: bool = True, now: float = 0.0) -> bool:
+                 paced: bool = True, now: float = 0.0, twcc_seq: int = -1) -> bool:
         """Sent from the shared buffer as it is, or from a copy when extension ids must change."""
         if ext_map is not None:
             length = len(view)

@@ -80,8 +80,8 @@ class Producer:
         self._rtx: dict[int, int] = {}
         self._rtx_apt = self._rtx_payload_types()
         self.layer_of: dict[int, int] = {}
-        self.layer_seen = [0.0] * self.layers
-        """When a packet of each spatial layer last came (monotonic seconds)."""
+        self.layer_streams: list[RecvStream | None] = [None] * self.layers
+        """The stream of each spatial layer, once known (its `last_time` says when a packet last came)."""
         self.mid: str | None = self.rtp_parameters.get("mid")
         ids = {e["uri"]: e["id"] for e in self.rtp_parameters.get("headerExtensions", [])}
         self.mid_ext, self.rid_ext, self.rrid_ext = (ids.get(uri, 0) for uri in (MID, RID, RRID))
@@ -89,8 +89,7 @@ class Producer:
         self._rid_ssrc: dict[str, int] = {}
         for layer, encoding in enumerate(self.rtp_parameters.get("encodings", [])):
             if "ssrc" in encoding:
-                self._stream(encoding["ssrc"])
-                self.layer_of[encoding["ssrc"]] = layer
+                self._bind_layer(encoding["ssrc"], layer)
                 rtx_ssrc = (encoding.get("rtx") or {}).get("ssrc")
                 if rtx_ssrc:
                     self._rtx[rtx_ssrc] = encoding["ssrc"]
@@ -159,9 +158,13 @@ class Producer:
             if layer < 0 or rid in self._rid_ssrc:
                 return False
             self._rid_ssrc[rid] = ssrc
-        self._stream(ssrc)
-        self.layer_of[ssrc] = layer
+        self._bind_layer(ssrc, layer)
         return True
+
+    def _bind_layer(self, ssrc: int, layer: int) -> None:
+        self.layer_of[ssrc] = layer
+        if layer < self.layers:
+            self.layer_streams[layer] = self._stream(ssrc)
 
     def layer_bitrates(self) -> list[float]:
         """Bit/s arriving on each spatial layer lately (0 for a layer silent for a second)."""
@@ -206,9 +209,7 @@ class Producer:
             self._track_loss(stream, seq, recovered)
         if self.paused:
             return
-        layer = self.layer_of.get(ssrc, 0)
-        self.layer_seen[layer] = now
-        self._forward(buf, view, length, seq, ts, layer)
+        self._forward(buf, view, length, seq, ts, self.layer_of.get(ssrc, 0))
 
     def _forward(self, buf: bytearray, view: memoryview, length: int, seq: int, ts: int, layer: int) -> None:
         byte1 = buf[1]

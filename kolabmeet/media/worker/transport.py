@@ -72,14 +72,11 @@ class Transport(ABC):
         self._ssrc_table: dict[int, Producer] = {}
         self._consumer_by_ssrc: dict[int, Consumer] = {}
         self._twcc_seq = 0
-        self.stamped_seq = -1
-        """The transport-wide sequence number given to the packet being sent (-1: none), for the pacer."""
         self.estimator = BandwidthEstimator()
         self.prober = Prober(self)
         self.pacer: Pacer | None = None
-        """Where a transport that paces (WebRTC) holds video bursts."""
-        self.pacing = False
-        """Whether to pace: once the receiver gave feedback (transport-wide CC or REMB), the estimate is its."""
+        """Where video bursts wait: made (by transports that pace) once the receiver gave feedback, since
+        before that the estimate is a guess not worth holding packets for."""
         """What this transport can send to its remote, from the remote's feedback on our packets."""
         self._allocated_for = 0.0
         self.allocated_bitrate = 0.0
@@ -96,12 +93,13 @@ class Transport(ABC):
 
     @abstractmethod
     def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1,
-                 paced: bool = True, now: float = 0.0) -> bool:
+                 paced: bool = True, now: float = 0.0, twcc_seq: int = -1) -> bool:
         """Send one RTP packet towards the remote (its extension ids mapped); False when it could not go.
 
         Under congestion, packets of consumers below priority 255 (video) go first; audio's stay.
         A transport with a pacer may hold video packets a little (not when `paced` is False: probes
-        are spaced by the prober); `now` is the packet's arrival time when the caller has it.
+        are spaced by the prober); `now` is the packet's arrival time when the caller has it, `twcc_seq`
+        its transport-wide sequence number (-1: none), whose send time a held packet updates.
         """
 
     @abstractmethod
@@ -243,7 +241,7 @@ class Transport(ABC):
 
     def next_twcc_seq(self, size: int, now: float) -> int:
         """The transport-wide sequence number of a packet of `size` bytes leaving now, noted for the estimate."""
-        seq = self._twcc_seq = self.stamped_seq = (self._twcc_seq + 1) & 0xFFFF
+        seq = self._twcc_seq = (self._twcc_seq + 1) & 0xFFFF
         self.estimator.history.sent(seq, now, size)
         return seq
 
@@ -262,16 +260,14 @@ class Transport(ABC):
                 feedback = rtcp.parse_transport_cc(data, offset, size)
                 if feedback is not None:
                     self.estimator.on_feedback(feedback)
-                    self.pacing = True
-                    self.estimate_changed()
+                    self._fed_back()
                     if self.estimator.bitrate < 0.8 * self._allocated_for:
                         self._allocate_layers()  # the link got worse: do not wait for the next round
             elif packet_type == rtcp.PT_PSFB and fmt == rtcp.FMT_REMB:
                 remb = rtcp.parse_remb(data, offset, size)
                 if remb is not None:
                     self.estimator.on_remb(remb[0])
-                    self.pacing = True
-                    self.estimate_changed()
+                    self._fed_back()
             elif packet_type == rtcp.PT_SR:
                 self._on_sender_report(data, offset, size)
             elif packet_type == rtcp.PT_RR:
@@ -367,6 +363,16 @@ class Transport(ABC):
         cluster = self.estimator.probe_due(bitrate)
         if cluster is not None and not self.prober.start(cluster):
             self.estimator.raise_to(bitrate)
+
+    def _fed_back(self) -> None:
+        """The receiver told us about its link: from now on there is an estimate to pace to."""
+        if self.pacer is None:
+            self.pacer = self.make_pacer()
+        self.estimate_changed()
+
+    def make_pacer(self) -> Pacer | None:
+        """A pacer for this transport's sends; None: this kind of transport does not pace."""
+        return None
 
     def estimate_changed(self) -> None:
         """The estimate (or the allocation) moved: a transport with a pacer follows it."""

@@ -45,7 +45,6 @@ class WebRtcTransport(Transport):
         self._srtp_in: SrtpSession | None = None
         self._srtp_out: SrtpSession | None = None
         self._tuple: Tuple | None = None
-        self.pacer: Pacer = Pacer(self._send_paced, self.estimator.history.sent, self.estimator.bitrate)
         server.register(self)
 
     def info(self) -> dict[str, Any]:
@@ -115,10 +114,9 @@ class WebRtcTransport(Transport):
             self.receive_rtp(buf, length)
 
     def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1,
-                 paced: bool = True, now: float = 0.0) -> bool:
+                 paced: bool = True, now: float = 0.0, twcc_seq: int = -1) -> bool:
         """Hot path: copy into the send buffer, map extension ids, encrypt in place, send (or queue)."""
         srtp, tuple_ = self._srtp_out, self._tuple
-        twcc_seq, self.stamped_seq = self.stamped_seq, -1
         if srtp is None or tuple_ is None:
             return False
         length = len(view)
@@ -129,14 +127,19 @@ class WebRtcTransport(Transport):
         if length < 0:
             return False
         video = priority < 255
-        if video and paced and self.pacing and not self.pacer.clear_to_send(length, now or time.monotonic()):
-            self.pacer.hold(SEND.view[:length], twcc_seq, video)
+        pacer = self.pacer
+        if video and paced and pacer is not None and not pacer.clear_to_send(length, now or time.monotonic()):
+            pacer.hold(SEND.view[:length], twcc_seq, video)
             self.bytes_sent += length
             return True
         if not tuple_.send(SEND.view[:length], video):
             return False
         self.bytes_sent += length
         return True
+
+    def make_pacer(self) -> Pacer:
+        return Pacer(self._send_paced, self.estimator.history.sent,
+                     max(self.estimator.bitrate, self.allocated_bitrate))
 
     def _send_paced(self, datagram: bytes, droppable: bool) -> bool:
         tuple_ = self._tuple
@@ -208,7 +211,8 @@ class WebRtcTransport(Transport):
             self.dtls.close()
         self.server.unregister(self)
         self.ice.close()
-        self.pacer.close()
+        if self.pacer is not None:
+            self.pacer.close()
         self._tuple = None
         self._drop_srtp()
 
@@ -216,13 +220,17 @@ class WebRtcTransport(Transport):
         stats = super().get_stats()
         stats[0].update(iceRole="controlled", iceState=self.ice.state, dtlsState=self.dtls_state,
                         iceSelectedTuple=self._tuple.as_dict() if self._tuple else None,
-                        srtpProfile=self.srtp_profile, pacingBitrate=int(self.pacer.rate * 8) if self.pacing else None,
-                        pacerQueue=self.pacer.queued,
-                        packetsPaced=self.pacer.sent_late)
+                        srtpProfile=self.srtp_profile, **_pacer_stats(self.pacer))
         return stats
 
     def dump(self) -> dict[str, Any]:
         return {**super().dump(), **self.info(), "dtlsRole": self.dtls_role, "srtpProfile": self.srtp_profile}
+
+
+def _pacer_stats(pacer: Pacer | None) -> dict[str, Any]:
+    if pacer is None:
+        return {"pacingBitrate": None, "pacerQueue": 0, "packetsPaced": 0}
+    return {"pacingBitrate": int(pacer.rate * 8), "pacerQueue": pacer.queued, "packetsPaced": pacer.sent_late}
 
 
 def _pick_fingerprint(fingerprints: Any) -> dict[str, str]:
