@@ -115,11 +115,13 @@ class BandwidthEstimator:
         self._loss_cut_at = 0.0
         self._fed_back = False
         """Transport-wide CC feedback came: probes can be judged (a REMB receiver estimates by itself)."""
+        self.informed = False
+        """The receiver gave feedback (transport-wide CC or REMB): the estimate is more than a guess."""
 
     def on_feedback(self, feedback: TransportCc, now: float | None = None) -> None:
         """A transport-wide CC feedback about our packets."""
         now = time.monotonic() if now is None else now
-        self._fed_back = True
+        self._fed_back = self.informed = True
         clock_us = feedback.reference_time * 64000
         received = lost = 0
         probe = self.probe
@@ -176,6 +178,7 @@ class BandwidthEstimator:
 
     def on_remb(self, bitrate: int) -> None:
         """A receiver's own estimate (REMB): taken as it is."""
+        self.informed = True
         self.bitrate = float(min(max(bitrate, MIN_BITRATE), MAX_BITRATE))
 
     def _delivered(self, sent_at: float, arrival: float, size: int) -> None:

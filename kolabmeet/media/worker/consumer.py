@@ -27,6 +27,9 @@ _SCALABILITY = re.compile(r"L(\d+)T(\d+)")
 RTX_SCRATCH = bytearray(2048)
 LAYER_SILENCE = 0.5
 """Seconds without a packet of the simulcast layer aimed at, while a lower one arrives, before falling back."""
+SILENCE_CONFIRM = 0.1
+"""Seconds the lower layer must go on arriving alone after that: a stall of the whole path (its packets then
+come in one burst, the layer aimed at among them) is no reason to fall back."""
 MIN_RESEND_INTERVAL_MS = 100.0
 """A packet is resent at most once per round trip (and not more often than this)."""
 _TWCC = (0, 0, ROUTER_IDS[TRANSPORT_WIDE_CC])
@@ -74,6 +77,7 @@ class Consumer:
         self.target_layer = producer.layers - 1 if self._simulcast else 0
         self.preferred_spatial = producer.layers - 1
         self._up_rounds = 0
+        self._silent_since = 0.0
         self.preferred_temporal = self.target_temporal = self._temporal_layers - 1
         self._notified_layers = (-1, -1)
         self.active = False
@@ -189,13 +193,21 @@ class Consumer:
         self._notify_layers()
 
     def _target_silent(self) -> bool:
+        """Whether the layer aimed at has been silent for LAYER_SILENCE, then SILENCE_CONFIRM more."""
+        now = self.producer.now
         stream = self.producer.layer_streams[self.target_layer]
-        return stream is None or self.producer.now - stream.last_time > LAYER_SILENCE
+        if stream is not None and now - stream.last_time <= LAYER_SILENCE:
+            self._silent_since = 0.0
+            return False
+        if not self._silent_since:
+            self._silent_since = now
+            return False
+        return now - self._silent_since >= SILENCE_CONFIRM
 
     def _fall_back(self, layer: int) -> None:
         """The layer aimed at went silent (the sender stopped it) while `layer` arrives: take that one."""
         self.target_layer = layer
-        self._up_rounds = 0
+        self._up_rounds = self._silent_since = 0
         self._set_waiting(True)
         self.request_keyframe()
 

@@ -75,8 +75,8 @@ class Transport(ABC):
         self.estimator = BandwidthEstimator()
         self.prober = Prober(self)
         self.pacer: Pacer | None = None
-        """Where video bursts wait: made (by transports that pace) once the receiver gave feedback, since
-        before that the estimate is a guess not worth holding packets for."""
+        """Where video bursts wait: made (by transports that pace) once the receiver gave feedback
+        (`estimator.informed`), since before that the estimate is a guess not worth holding packets for."""
         """What this transport can send to its remote, from the remote's feedback on our packets."""
         self._allocated_for = 0.0
         self.allocated_bitrate = 0.0
@@ -260,14 +260,14 @@ class Transport(ABC):
                 feedback = rtcp.parse_transport_cc(data, offset, size)
                 if feedback is not None:
                     self.estimator.on_feedback(feedback)
-                    self._fed_back()
+                    self.estimate_changed()
                     if self.estimator.bitrate < 0.8 * self._allocated_for:
                         self._allocate_layers()  # the link got worse: do not wait for the next round
             elif packet_type == rtcp.PT_PSFB and fmt == rtcp.FMT_REMB:
                 remb = rtcp.parse_remb(data, offset, size)
                 if remb is not None:
                     self.estimator.on_remb(remb[0])
-                    self._fed_back()
+                    self.estimate_changed()
             elif packet_type == rtcp.PT_SR:
                 self._on_sender_report(data, offset, size)
             elif packet_type == rtcp.PT_RR:
@@ -351,12 +351,17 @@ class Transport(ABC):
         if video:
             wants = [c.want() for c in video]
             self._probe(fixed + wanted_bitrate(wants))
-            aims = allocate(self.estimator.bitrate - fixed, wants)
+            aims = allocate(self._budget() - fixed, wants)
             for consumer, aim in zip(video, aims):
                 consumer.aim_at(aim)
             allocated = sum(dict(rungs(want)).get(aim, 0.0) for want, aim in zip(wants, aims))
         self.allocated_bitrate = fixed + allocated
         self.estimate_changed()
+
+    def _budget(self) -> float:
+        """What the layers may use: the estimate, once the receiver gave feedback; without any (a plain
+        receiver), the estimate is only a guess and every consumer takes its best layer."""
+        return self.estimator.bitrate if self.estimator.informed else float("inf")
 
     def _probe(self, bitrate: float) -> None:
         """Probe for `bitrate` when the estimate is short of it (now and then)."""
@@ -364,18 +369,14 @@ class Transport(ABC):
         if cluster is not None and not self.prober.start(cluster):
             self.estimator.raise_to(bitrate)
 
-    def _fed_back(self) -> None:
-        """The receiver told us about its link: from now on there is an estimate to pace to."""
-        if self.pacer is None:
-            self.pacer = self.make_pacer()
-        self.estimate_changed()
-
     def make_pacer(self) -> Pacer | None:
         """A pacer for this transport's sends; None: this kind of transport does not pace."""
         return None
 
     def estimate_changed(self) -> None:
-        """The estimate (or the allocation) moved: a transport with a pacer follows it."""
+        """The estimate (or the allocation) moved: the pacer follows it, made once the receiver gave feedback."""
+        if self.pacer is None and self.estimator.informed:
+            self.pacer = self.make_pacer()
         if self.pacer is not None:
             self.pacer.set_bitrate(max(self.estimator.bitrate, self.allocated_bitrate))
 
