@@ -55,6 +55,7 @@ class Server:
             self.app.add_routes(Demo(config, self.rooms).routes())
         self.signaling.attach(self.app, self.rooms)
         self._runner: web.AppRunner | None = None
+        self._stopped = False
         self._metrics_runner: web.AppRunner | None = None
         self.port: int | None = None
         self.metrics_port: int | None = None
@@ -112,6 +113,10 @@ class Server:
         log.info("metrics on http://%s:%d/metrics", host, self.metrics_port)
 
     async def stop(self) -> None:
+        """Close rooms, sockets, listeners and workers; a second call does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self.console is not None:
             await self.console.close()
         await self.rooms.close()

@@ -210,3 +210,18 @@ async def test_real_timers(server_with: Callable[..., Any], http: aiohttp.Client
         assert await room_status(app, empty_room) == 404
         await refused(bob.url)
         await alice.close()
+
+
+async def test_stopping_while_clients_leave(server_with: Callable[..., Any], http: aiohttp.ClientSession) -> None:
+    """Stopping closes the sockets still there, also when others leave at the same moment."""
+    async with server_with() as srv:
+        app = KolabApp(srv, http)
+        room = await app.create_room()
+        staying = [await joined(app, room, nickname=f"stays{i}") for i in range(2)]
+        leaving = [await joined(app, room, nickname=f"leaves{i}") for i in range(2)]
+        started = time.monotonic()
+        await asyncio.gather(srv.stop(), *(browser.close() for browser in leaving))
+        assert time.monotonic() - started < 3
+        for browser in staying:
+            await asyncio.wait_for(browser.disconnected.wait(), 2)
+        assert srv.signaling.sio.eio.sockets == {}
