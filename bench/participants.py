@@ -1,0 +1,401 @@
+"""Participants per core: a room where everyone sends a Kolab webcam and a mic and receives everyone.
+
+Over the server's real protocol (HTTP API, socket.io), N peers join one room as the Kolab
+client does (transports, join, produce). Each sends, over plain RTP from a load-generator
+process, what Chromium sends for the Kolab webcam and mic: two VP8 simulcast encodings
+(L1T3 at 15 frames/s, about 300 and 800 kbit/s: 3 and 6 packets a frame, browser header
+extensions, VP8 descriptors with PictureID/TL0PICIDX/TID), key frames of four times the size
+when the server asks (PLI/FIR) and at the start, and Opus at 50 packets/s. Every peer
+consumes every other's mic and webcam (the allocator gives each the high encoding). A
+receiver process counts every packet per stream (recvmmsg batches), sends the server RTCP
+receiver reports from what really arrived (so consumer scores mean something), and the
+worker processes' CPU is read over the window.
+
+Reported per run: forwarded packets/s, worker CPU per forwarded packet and share of a core,
+loss seen by the receivers, datagrams dropped by the kernel (server's sockets and the
+generator's), the lowest consumer score, the generator's own CPU; then, for a newcomer
+joining the loaded room, the time from its newConsumer ack to the first packet of each video
+consumer. A room passes when the busiest worker stays under 100 % of a core, loss < 0.1 %
+and every consumer scores 10.
+
+    python -m bench.participants --peers 16 20 24 --seconds 10 --runs 3 [--workers 2]
+
+With --workers 2 the room is split over two workers (ROUTER_SCALE_SIZE = N/2, producers
+piped across); the figure to compare with one worker is forwarded packets per worker CPU
+second (on this 2-core machine the load generator shares the cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import resource
+import select
+import socket
+import statistics
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import uvloop
+
+from bench.forwarding import worker_cpu_seconds
+from bench.mmsg import Receiver, udp_drops
+from kolabmeet.app import Server
+from kolabmeet.media.capabilities import ABS_SEND_TIME, AUDIO_LEVEL, MID, TRANSPORT_WIDE_CC, router_rtp_capabilities
+from kolabmeet.media.worker import rtcp
+from tests.helpers import Browser, KolabApp, make_config
+
+FPS = 15
+AUDIO_INTERVAL = 0.02
+# (packets per frame, bytes per packet) of the low and the high encoding.
+LAYERS = ((3, 850), (6, 1100))
+KEYFRAME_FACTOR = 4
+AUDIO_SIZE = 110
+VP8_PT, OPUS_PT = 101, 100
+_HEADER = struct.Struct("!BBHII")
+_VIDEO_EXT = struct.Struct("!HHBBBBIBHB")  # 0xBEDE, 3 words, MID "1", abs-send-time (3), transport-cc (2), pad
+_AUDIO_EXT = bytes.fromhex("bede0001" "1030" "a07f")  # MID "0", audio level (silence)
+_VIDEO_EXTENSIONS = [{"uri": MID, "id": 1}, {"uri": ABS_SEND_TIME, "id": 4}, {"uri": TRANSPORT_WIDE_CC, "id": 5}]
+_AUDIO_EXTENSIONS = [{"uri": MID, "id": 1}, {"uri": AUDIO_LEVEL, "id": 10}]
+_TIDS = (0, 2, 1, 2)
+
+
+@dataclass
+class Sender:
+    """What one peer sends: its socket, the server's RTP and RTCP ports, its SSRCs."""
+
+    sock: socket.socket
+    rtp: tuple[str, int]
+    rtcp: tuple[str, int]
+    audio_ssrc: int
+    video_ssrcs: tuple[int, int]
+    seq: list[int] = field(default_factory=lambda: [0, 0, 0])
+    twcc: int = 0
+    keyframe: list[bool] = field(default_factory=lambda: [True, True])
+
+
+def _video_packet(sender: Sender, layer: int, frame: int, index: int, count: int, key: bool, now: float) -> bytes:
+    packets, size = LAYERS[layer]
+    seq = sender.seq[layer]
+    sender.seq[layer] = (seq + 1) & 0xFFFF
+    sender.twcc = (sender.twcc + 1) & 0xFFFF
+    marker = 0x80 if index == count - 1 else 0
+    header = _HEADER.pack(0x90, marker | VP8_PT, seq, frame * 6000 & 0xFFFFFFFF, sender.video_ssrcs[layer])
+    abs_time = int(now * (1 << 18)) & 0xFFFFFF
+    ext = _VIDEO_EXT.pack(0xBEDE, 3, 0x10, 0x31, 0x42, abs_time >> 16, (abs_time & 0xFFFF) << 16 | 0x51 << 8
+                          | sender.twcc >> 8, sender.twcc & 0xFF, 0, 0)
+    tid = 0 if key else _TIDS[frame % 4]
+    descriptor = bytes((0x90 if index == 0 else 0x80, 0xE0, 0x80 | (frame >> 8) & 0x7F, frame & 0xFF,
+                        (frame // 4) & 0xFF, tid << 6))
+    if index == 0:
+        payload = b"\x00\x9d\x01\x2a" if key else b"\x01"
+    else:
+        payload = b""
+    body = descriptor + payload
+    return header + ext + body + bytes(size - len(header) - len(ext) - len(body))
+
+
+def _send_frame(sender: Sender, layer: int, frame: int, now: float) -> None:
+    key = sender.keyframe[layer]
+    sender.keyframe[layer] = False
+    count = LAYERS[layer][0] * (KEYFRAME_FACTOR if key else 1)
+    for index in range(count):
+        sender.sock.sendto(_video_packet(sender, layer, frame, index, count, key, now), sender.rtp)
+
+
+def _send_audio(sender: Sender, number: int) -> None:
+    seq = sender.seq[2]
+    sender.seq[2] = (seq + 1) & 0xFFFF
+    header = _HEADER.pack(0x90, OPUS_PT, seq, number * 960 & 0xFFFFFFFF, sender.audio_ssrc)
+    sender.sock.sendto(header + _AUDIO_EXT + bytes(AUDIO_SIZE - 12 - len(_AUDIO_EXT)), sender.rtp)
+
+
+def _read_keyframe_requests(senders: dict[int, Sender]) -> None:
+    """PLI and FIR from the server: the next frame of that encoding is a key frame."""
+    readable, _, _ = select.select(list(senders), [], [], 0)
+    for fd in readable:
+        sender = senders[fd]
+        try:
+            data = sender.sock.recv(2048)
+        except BlockingIOError:
+            continue
+        for pt, fmt, offset, _size in rtcp.iter_packets(data):
+            if pt == 206 and fmt in (1, 4):
+                media_ssrc = int.from_bytes(data[offset + 8:offset + 12], "big")
+                for layer, ssrc in enumerate(sender.video_ssrcs):
+                    if ssrc == media_ssrc or fmt == 4:
+                        sender.keyframe[layer] = True
+
+
+def send(senders: list[Sender], stop: Any) -> None:
+    """Load-generator process: every peer's webcam frames and mic packets on time, phases spread."""
+    by_fd = {s.sock.fileno(): s for s in senders}
+    for s in senders:
+        s.sock.setblocking(False)
+        s.sock.sendto(rtcp.sender_report(s.audio_ssrc, rtcp.ntp_now(), 0, 0, 0, []), s.rtcp)
+    start = time.monotonic()
+    count = len(senders)
+    frames = [0] * count
+    audio = [0] * count
+    while not stop.is_set():
+        now = time.monotonic()
+        elapsed = now - start
+        for i, sender in enumerate(senders):
+            phase = i / count
+            while (frames[i] + phase) / FPS <= elapsed:
+                for layer in (0, 1):
+                    _send_frame(sender, layer, frames[i], now)
+                frames[i] += 1
+            while (audio[i] + phase) * AUDIO_INTERVAL <= elapsed:
+                _send_audio(sender, audio[i])
+                audio[i] += 1
+        _read_keyframe_requests(by_fd)
+        time.sleep(0.002)
+
+
+# A received stream: [packets, first sequence number, highest (extended), highest and packets at the last
+# report, first arrival time]; a list, not an object, since the receiver touches it for every packet.
+COUNT, FIRST, HIGHEST, REPORT_HIGHEST, REPORT_COUNT, FIRST_ARRIVAL = range(6)
+_RTP_START = struct.Struct("!BBH4xI")
+
+
+def _account(streams: dict[int, list[Any]], receiver: Receiver, count: int, now: float) -> None:
+    """Count the `count` datagrams the receiver just read (RTCP is skipped)."""
+    memory, size = receiver.memory, receiver.size
+    for j in range(count):
+        b0, b1, seq, ssrc = _RTP_START.unpack_from(memory, j * size)
+        if b0 & 0xC0 != 0x80 or 192 <= b1 <= 223:
+            continue
+        stream = streams.get(ssrc)
+        if stream is None:
+            streams[ssrc] = [1, seq, seq, seq - 1, 0, now]
+            continue
+        delta = (seq - stream[HIGHEST]) & 0xFFFF
+        if delta < 0x8000:
+            stream[HIGHEST] += delta
+        stream[COUNT] += 1
+
+
+def _report(sock: socket.socket, target: tuple[str, int], streams: dict[int, list[Any]]) -> None:
+    """Receiver reports from what arrived since the last one (31 blocks per packet)."""
+    blocks = []
+    for ssrc, stream in streams.items():
+        expected = stream[HIGHEST] - stream[REPORT_HIGHEST]
+        lost = max(0, expected - (stream[COUNT] - stream[REPORT_COUNT]))
+        fraction = min(255, lost * 256 // expected) if expected > 0 else 0
+        cumulative = (stream[HIGHEST] - stream[FIRST] + 1) - stream[COUNT]
+        blocks.append(rtcp.ReportBlock(ssrc, fraction, max(-0x800000, min(0x7FFFFF, cumulative)),
+                                       stream[HIGHEST] & 0xFFFFFFFF, 0, 0, 0))
+        stream[REPORT_HIGHEST], stream[REPORT_COUNT] = stream[HIGHEST], stream[COUNT]
+    for start in range(0, len(blocks), 31):
+        sock.sendto(rtcp.receiver_report(0x5EC0 + start, blocks[start:start + 31]), target)
+
+
+def receive(socks: list[socket.socket], targets: list[tuple[str, int] | None], delivered: Any, results: Any,
+            stop: Any) -> None:
+    """Receiver process: count every packet per stream (the running total in `delivered`), report back each
+    second where a target is known, send the per-stream totals at the end."""
+    receiver = Receiver()
+    streams: list[dict[int, list[Any]]] = [{} for _ in socks]
+    for sock in socks:
+        sock.setblocking(False)
+    next_report = time.monotonic() + 1
+    while not stop.is_set():
+        # Polled every 2 ms rather than woken per datagram: each call then reads a burst.
+        for i, sock in enumerate(socks):
+            while count := receiver.receive(sock):
+                _account(streams[i], receiver, count, time.monotonic())
+                delivered.value += count
+                if count < receiver.batch:
+                    break
+        time.sleep(0.002)
+        if time.monotonic() >= next_report:
+            next_report += 1
+            for i, sock in enumerate(socks):
+                if targets[i] is not None:
+                    _report(sock, targets[i], streams[i])
+    results.send([{ssrc: (s[COUNT], s[HIGHEST] - s[FIRST] + 1, s[FIRST_ARRIVAL]) for ssrc, s in per.items()}
+                  for per in streams])
+    results.send(resource.getrusage(resource.RUSAGE_SELF))
+
+
+def _socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+    return sock
+
+
+async def join_peer(app: KolabApp, room: str, number: int, recv_sock: socket.socket,
+                    acks: dict[int, float] | None = None) -> tuple[Browser, Sender, tuple[str, int]]:
+    """A peer as the Kolab client joins (transports, join, produce); its sender and the server's RTCP port."""
+    browser = Browser((await app.connection(room, 3))["token"])
+    if acks is not None:
+        browser.answer_request = lambda request: _ack_time(request, acks)
+    await browser.connect()
+    consuming = await browser.ok("createPlainTransport", {"producing": False, "consuming": True})
+    port = recv_sock.getsockname()[1]
+    await browser.ok("connectPlainTransport", {"transportId": consuming["id"], "ip": "127.0.0.1",
+                                               "port": port, "rtcpPort": port})
+    producing = await browser.ok("createPlainTransport", {"producing": True, "consuming": False})
+    await browser.ok("join", {"nickname": f"peer{number}", "rtpCapabilities": router_rtp_capabilities()})
+    base = 0x10000000 * (number % 15 + 1) + number * 16
+    sender = Sender(_socket(), ("127.0.0.1", producing["port"]), ("127.0.0.1", producing["rtcpPort"]),
+                    base, (base + 1, base + 2))
+    await browser.ok("produce", {"transportId": producing["id"], "kind": "audio", "appData": {"source": "mic"},
+                                 "rtpParameters": {
+                                     "codecs": [{"mimeType": "audio/opus", "payloadType": OPUS_PT,
+                                                 "clockRate": 48000, "channels": 2}],
+                                     "encodings": [{"ssrc": base}], "headerExtensions": _AUDIO_EXTENSIONS,
+                                     "mid": "0", "rtcp": {"cname": f"peer{number}"}}})
+    await browser.ok("produce", {"transportId": producing["id"], "kind": "video", "appData": {"source": "webcam"},
+                                 "rtpParameters": {
+                                     "codecs": [{"mimeType": "video/VP8", "payloadType": VP8_PT, "clockRate": 90000}],
+                                     "encodings": [{"ssrc": base + 1, "scalabilityMode": "L1T3"},
+                                                   {"ssrc": base + 2, "scalabilityMode": "L1T3"}],
+                                     "headerExtensions": _VIDEO_EXTENSIONS, "mid": "1",
+                                     "rtcp": {"cname": f"peer{number}"}}})
+    return browser, sender, ("127.0.0.1", consuming["rtcpPort"])
+
+
+def _ack_time(request: dict[str, Any], acks: dict[int, float]) -> None:
+    """Note when a video newConsumer is acknowledged (the ack leaves as this returns)."""
+    data = request.get("data") or {}
+    if request.get("method") == "newConsumer" and data.get("kind") == "video":
+        acks[data["rtpParameters"]["encodings"][0]["ssrc"]] = time.monotonic()
+
+
+async def _worker_totals(server: Server) -> tuple[int, int]:
+    """(RTP packets all workers' consumers sent, pipes included; the lowest consumer score), one request each."""
+    answers = await asyncio.gather(*(w.request("worker.getMetrics", "", None) for w in server.pool.workers))
+    packets = sum(answer["consumers"].get("packets", 0) for answer in answers)
+    lowest = min((int(score) for answer in answers for score in answer["scores"]), default=10)
+    return packets, lowest
+
+
+def _cpu(pids: list[int]) -> list[float]:
+    return [sum(worker_cpu_seconds(pid)) for pid in pids]
+
+
+async def _join_all(app: KolabApp, room: str, socks: list[socket.socket]) -> tuple[list[Browser], list[Sender],
+                                                                             list[tuple[str, int] | None]]:
+    browsers, senders, targets = [], [], []
+    for i, sock in enumerate(socks):
+        browser, sender, target = await join_peer(app, room, i, sock)
+        browsers.append(browser)
+        senders.append(sender)
+        targets.append(target)
+    return browsers, senders, targets
+
+
+def _server_ports(server: Server, room: str) -> set[int]:
+    ports = set()
+    for peer in server.rooms.get(room).peers.values():
+        for transport in peer.transports.values():
+            ports.add(transport.tuple["localPort"])
+            if transport.rtcp_tuple:
+                ports.add(transport.rtcp_tuple["localPort"])
+    return ports
+
+
+async def one_run(peers: int, seconds: float, workers: int) -> dict[str, Any]:
+    server = Server(make_config(num_workers=workers, router_scale_size=-(-peers // workers)))
+    await server.start()
+    ctx = multiprocessing.get_context("fork")
+    stop_send, stop_receive, delivered = ctx.Event(), ctx.Event(), ctx.Value("q", 0, lock=False)
+    results_out, results_in = ctx.Pipe()
+    children: list[Any] = []
+    browsers: list[Browser] = []
+    try:
+        async with aiohttp.ClientSession() as http:
+            app = KolabApp(server, http)
+            room = await app.create_room()
+            recv_socks = [_socket() for _ in range(peers + 1)]  # the last one is the newcomer's
+            browsers, senders, targets = await _join_all(app, room, recv_socks[:peers])
+            receiver = ctx.Process(target=receive, args=(recv_socks, targets + [None], delivered, results_out,
+                                                          stop_receive))
+            children = [receiver, ctx.Process(target=send, args=(senders, stop_send))]
+            for child in children:
+                child.start()
+            await asyncio.sleep(3.0)  # layers chosen, key frames through, first reports in
+            pids = [w.pid for w in server.pool.workers]
+            packets_before, _ = await _worker_totals(server)
+            cpu_before, gen_before, delivered_before = _cpu(pids), _cpu([c.pid for c in children]), delivered.value
+            wall_before = time.perf_counter()
+            await asyncio.sleep(seconds)
+            cpu_after, gen_after, delivered_after = _cpu(pids), _cpu([c.pid for c in children]), delivered.value
+            wall = time.perf_counter() - wall_before
+            packets_after, lowest_score = await _worker_totals(server)
+            acks: dict[int, float] = {}
+            browsers.append((await join_peer(app, room, peers, recv_socks[peers], acks))[0])
+            await asyncio.sleep(3.0)
+            server_ports = _server_ports(server, room)
+            stop_send.set()
+            await asyncio.sleep(0.3)
+            stop_receive.set()
+            streams = results_in.recv()
+            results_in.recv()
+            for child in children:
+                child.join()
+            drops_server = udp_drops(server_ports)
+            drops_generator = udp_drops({s.getsockname()[1] for s in recv_socks})
+            for browser in browsers:
+                await browser.close()
+    finally:
+        for child in children:
+            child.kill()
+        await server.stop()
+    received = sum(c for per in streams[:peers] for c, _e, _t in per.values())
+    expected = sum(e for per in streams[:peers] for _c, e, _t in per.values())
+    firsts = [streams[peers][ssrc][2] - at for ssrc, at in acks.items() if ssrc in streams[peers]]
+    cpu = [after - before for before, after in zip(cpu_before, cpu_after)]
+    return {
+        "peers": peers, "workers": workers, "forwarded_per_s": (packets_after - packets_before) / wall,
+        "delivered_per_s": (delivered_after - delivered_before) / wall,
+        "us_per_delivered": sum(cpu) / max(1, delivered_after - delivered_before) * 1e6,
+        "busiest_worker_share": max(cpu) / wall, "loss": 1 - received / max(1, expected),
+        "lowest_score": lowest_score, "drops_server": drops_server, "drops_generator": drops_generator,
+        "generator_share": sum(a - b for a, b in zip(gen_after, gen_before)) / wall,
+        "generator_receiver_share": (gen_after[0] - gen_before[0]) / wall,
+        "first_video_ms_median": statistics.median(firsts) * 1000 if firsts else float("nan"),
+        "first_video_ms_max": max(firsts) * 1000 if firsts else float("nan"),
+        "first_video_consumers": len(firsts), "newcomer_video_consumers": len(acks),
+    }
+
+
+def passes(result: dict[str, Any]) -> bool:
+    """Carried: no worker saturated, < 0.1 % loss, every consumer scored 10, the newcomer sees every webcam."""
+    return (result["busiest_worker_share"] < 1.0 and result["loss"] < 0.001 and result["lowest_score"] == 10
+            and result["drops_server"] == 0 and result["first_video_consumers"] == result["peers"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--peers", type=int, nargs="+", default=[16, 20, 24])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    for peers in args.peers:
+        results = [uvloop.run(one_run(peers, args.seconds, args.workers)) for _ in range(args.runs)]
+        for result in results:
+            print("run: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                      for k, v in result.items()), flush=True)
+        median = {key: statistics.median(r[key] for r in results) for key in
+                  ("delivered_per_s", "us_per_delivered", "busiest_worker_share", "loss", "generator_share",
+                   "first_video_ms_median")}
+        verdict = "carried" if sum(passes(r) for r in results) * 2 > len(results) else "NOT carried"
+        print(f"{peers} peers on {args.workers} worker(s): {verdict} in {sum(map(passes, results))}/{len(results)}"
+              f" runs; medians: {median['delivered_per_s']:,.0f} packets/s delivered to peers,"
+              f" {median['us_per_delivered']:.2f} µs of worker CPU per delivered packet,"
+              f" busiest worker {median['busiest_worker_share']:.0%} of a core, loss {median['loss']:.3%},"
+              f" generator {median['generator_share']:.0%} of a core,"
+              f" newConsumer ack to first video packet {median['first_video_ms_median']:.0f} ms", flush=True)
+
+
+if __name__ == "__main__":
+    main()
