@@ -334,6 +334,7 @@ async def one_run(peers: int, seconds: float, workers: int) -> dict[str, Any]:
             browsers.append((await join_peer(app, room, peers, recv_socks[peers], acks))[0])
             await asyncio.sleep(3.0)
             server_ports = _server_ports(server, room)
+            workers_used = len({router.worker for router in server.rooms.get(room).live_routers()})
             stop_send.set()
             await asyncio.sleep(0.3)
             stop_receive.set()
@@ -354,7 +355,9 @@ async def one_run(peers: int, seconds: float, workers: int) -> dict[str, Any]:
     firsts = [streams[peers][ssrc][2] - at for ssrc, at in acks.items() if ssrc in streams[peers]]
     cpu = [after - before for before, after in zip(cpu_before, cpu_after)]
     return {
-        "peers": peers, "workers": workers, "forwarded_per_s": (packets_after - packets_before) / wall,
+        "peers": peers, "workers": workers, "workers_used": workers_used,
+        "fewest_streams_received": min(len(per) for per in streams[:peers]),
+        "forwarded_per_s": (packets_after - packets_before) / wall,
         "delivered_per_s": (delivered_after - delivered_before) / wall,
         "us_per_delivered": sum(cpu) / max(1, delivered_after - delivered_before) * 1e6,
         "busiest_worker_share": max(cpu) / wall, "loss": 1 - received / max(1, expected),
@@ -368,8 +371,10 @@ async def one_run(peers: int, seconds: float, workers: int) -> dict[str, Any]:
 
 
 def passes(result: dict[str, Any]) -> bool:
-    """Carried: no worker saturated, < 0.1 % loss, every consumer scored 10, the newcomer sees every webcam."""
-    return (result["busiest_worker_share"] < 1.0 and result["loss"] < 0.001 and result["lowest_score"] == 10
+    """Carried: every peer receives every other's mic and webcam, no worker saturated, < 0.1 % loss, every
+    consumer scored 10, the newcomer sees every webcam."""
+    return (result["fewest_streams_received"] == 2 * (result["peers"] - 1) and result["busiest_worker_share"] < 1.0
+            and result["loss"] < 0.001 and result["lowest_score"] == 10
             and result["drops_server"] == 0 and result["first_video_consumers"] == result["peers"])
 
 

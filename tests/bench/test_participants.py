@@ -1,0 +1,16 @@
+"""The participants bench at a small size: a room over two workers where everyone receives everyone."""
+
+from __future__ import annotations
+
+from bench.participants import one_run, passes
+
+
+async def test_a_room_over_two_workers_carries_everyone_to_everyone() -> None:
+    result = await one_run(peers=4, seconds=1.0, workers=2)
+    assert result["workers_used"] == 2, "the room spreads past ROUTER_SCALE_SIZE (half the peers)"
+    assert result["fewest_streams_received"] == 6, "each peer gets the 3 others' mic and webcam"
+    assert result["loss"] == 0 and result["lowest_score"] == 10
+    assert result["delivered_per_s"] > 0.9 * 4 * 3 * (50 + 90), "every mic at 50 and high layer at 90 packets/s"
+    assert result["first_video_consumers"] == result["newcomer_video_consumers"] == 4
+    assert result["first_video_ms_max"] < 1000
+    assert passes(result)
