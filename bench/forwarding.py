@@ -15,6 +15,7 @@ worker sent and the receiver process counted (on 2 shared cores the load
 generator itself drops packets at high rates).
 
     python -m bench.forwarding --fanout 4 --rate 4000 --seconds 5 --runs 5 [--webrtc]
+    python -m bench.forwarding --publishers 4 --fanout 20 --rate 400 --webrtc [--no-extensions] [--find-max]
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import selectors
 import socket
 import statistics
 import struct
@@ -33,6 +33,7 @@ from typing import Any
 import aiohttp
 import uvloop
 
+from bench.mmsg import Receiver, udp_drops
 from bench.webrtc_client import WebRtcClient
 from kolabmeet.app import Server
 from kolabmeet.media.capabilities import router_rtp_capabilities
@@ -59,46 +60,52 @@ def worker_cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
-def send(sock: socket.socket, address: tuple[str, int], keys: SrtpKeys | None, rate: int, seconds: float,
-         ready: Any) -> None:
-    """Sender process: a VP8 key frame packet every 500, delta packets between, at `rate` per second."""
-    srtp = SrtpSession(keys.profile, keys.local_key, keys.local_salt, outbound=True) if keys else None
+def send(publishers: list[tuple[socket.socket, tuple[str, int], SrtpKeys | None, int]], rate: int, seconds: float,
+         extensions: bool, ready: Any, cpu: Any) -> None:
+    """Sender process: per publisher (socket, server address, keys, SSRC) a VP8 key frame packet every 500,
+    delta packets between, at `rate` per second each; its CPU seconds meanwhile end up in `cpu`."""
+    srtps = [SrtpSession(keys.profile, keys.local_key, keys.local_salt, outbound=True) if keys else None
+             for _s, _a, keys, _ssrc in publishers]
     buffer = PacketBuffer()
-    size = PACKET_SIZE - 12 - len(EXTENSIONS)
-    key_payload = EXTENSIONS + b"\x10\x00\x9d\x01\x2a" + bytes(size - 5)
-    delta_payload = EXTENSIONS + b"\x10\x01" + bytes(size - 2)
+    head = EXTENSIONS if extensions else b""
+    size = PACKET_SIZE - 12 - len(head)
+    key_payload = head + b"\x10\x00\x9d\x01\x2a" + bytes(size - 5)
+    delta_payload = head + b"\x10\x01" + bytes(size - 2)
+    first = 0x90 if extensions else 0x80
     ready.wait()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     sent = 0
     while (elapsed := time.perf_counter() - start) < seconds:
         while sent < int(elapsed * rate):
-            packet = _HEADER.pack(0x90, VP8_PT, sent & 0xFFFF, sent * 3000 & 0xFFFFFFFF, SSRC)
-            packet += key_payload if sent % 500 == 0 else delta_payload
-            length = len(packet)
-            buffer.data[:length] = packet
-            if srtp is not None:
-                length = srtp.protect_rtp(buffer, length)
-            sock.sendto(buffer.view[:length], address)
+            payload = key_payload if sent % 500 == 0 else delta_payload
+            for (sock, address, _keys, ssrc), srtp in zip(publishers, srtps):
+                packet = _HEADER.pack(first, VP8_PT, sent & 0xFFFF, sent * 3000 & 0xFFFFFFFF, ssrc) + payload
+                length = len(packet)
+                buffer.data[:length] = packet
+                if srtp is not None:
+                    length = srtp.protect_rtp(buffer, length)
+                sock.sendto(buffer.view[:length], address)
             sent += 1
         time.sleep(0.0005)
+    cpu.value = time.process_time() - cpu_start
 
 
 def receive(socks: list[socket.socket], counts: Any, stop: Any) -> None:
-    """Receiver process: count the media datagrams (first byte 128-191) on every subscriber's socket."""
-    selector = selectors.DefaultSelector()
-    for index, sock in enumerate(socks):
-        sock.setblocking(False)
-        selector.register(sock, selectors.EVENT_READ, index)
+    """Receiver process: count the media datagrams (first byte 128-191) on every subscriber's socket, polling
+    every 2 ms with recvmmsg so that each call reads a burst."""
+    receiver = Receiver()
     local = [0] * len(socks)
+    for sock in socks:
+        sock.setblocking(False)
     while not stop.is_set():
-        for key, _ in selector.select(0.1):
-            while True:
-                try:
-                    data = key.fileobj.recv(2048)
-                except BlockingIOError:
+        for index, sock in enumerate(socks):
+            while count := receiver.receive(sock):
+                memory, size = receiver.memory, receiver.size
+                local[index] += sum(1 for j in range(count)
+                                    if 128 <= memory[j * size] < 192 and not 192 <= memory[j * size + 1] <= 223)
+                if count < receiver.batch:
                     break
-                if data and 128 <= data[0] < 192 and not 192 <= data[1] <= 223:
-                    local[key.data] += 1
+        time.sleep(0.002)
     for index, count in enumerate(local):
         counts[index] = count
 
@@ -134,11 +141,12 @@ async def _webrtc_subscriber(app: KolabApp, room: str) -> tuple[Browser, WebRtcC
     return browser, client
 
 
-async def _publisher(app: KolabApp, room: str, webrtc: bool) -> tuple[Browser, Any, tuple[str, int], Any]:
-    """The publisher's browser, sending socket, server address and SRTP keys (None for plain)."""
+async def _publisher(app: KolabApp, room: str, webrtc: bool, ssrc: int,
+                     extensions: bool) -> tuple[Browser, tuple[socket.socket, tuple[str, int], Any, int]]:
+    """The publisher's browser, and its sending socket, server address, SRTP keys (None for plain) and SSRC."""
     browser = await _peer(app, room, 3)
     params = {"codecs": [{"mimeType": "video/VP8", "payloadType": VP8_PT, "clockRate": 90000}],
-              "encodings": [{"ssrc": SSRC}], "headerExtensions": EXTENSION_IDS, "mid": "0"}
+              "encodings": [{"ssrc": ssrc}], "headerExtensions": EXTENSION_IDS if extensions else [], "mid": "0"}
     if webrtc:
         client = WebRtcClient(browser)
         keys = await client.connect(producing=True)
@@ -148,14 +156,16 @@ async def _publisher(app: KolabApp, room: str, webrtc: bool) -> tuple[Browser, A
         transport_id, sock, address, keys = plain["id"], _plain_socket(), ("127.0.0.1", plain["port"]), None
     await browser.ok("produce", {"transportId": transport_id, "kind": "video", "appData": {"source": "webcam"},
                                  "rtpParameters": params})
-    return browser, sock, address, keys
+    return browser, (sock, address, keys, ssrc)
 
 
-async def one_run(fanout: int, rate: int, seconds: float, webrtc: bool) -> dict[str, float]:
+async def one_run(fanout: int, rate: int, seconds: float, webrtc: bool, publishers: int = 1,
+                  extensions: bool = True) -> dict[str, float]:
+    """`publishers` streams of `rate` packets/s, each to `fanout` subscribers; the worker's CPU per packet."""
     server = Server(make_config(num_workers=1))
     await server.start()
     ctx = multiprocessing.get_context("fork")
-    counts, stop, ready = ctx.Array("i", fanout), ctx.Event(), ctx.Event()
+    counts, stop, ready, sender_cpu = ctx.Array("i", fanout), ctx.Event(), ctx.Event(), ctx.Value("d", 0.0)
     children: tuple[Any, ...] = ()
     try:
         async with aiohttp.ClientSession() as http:
@@ -164,10 +174,11 @@ async def one_run(fanout: int, rate: int, seconds: float, webrtc: bool) -> dict[
             make = _webrtc_subscriber if webrtc else _plain_subscriber
             subscribers = [await make(app, room) for _ in range(fanout)]
             socks = [s.sock if webrtc else s for _b, s in subscribers]
-            publisher, sock, address, keys = await _publisher(app, room, webrtc)
+            sending = [await _publisher(app, room, webrtc, SSRC + i, extensions) for i in range(publishers)]
             await asyncio.sleep(1.0)
             receiver = ctx.Process(target=receive, args=(socks, counts, stop))
-            sender = ctx.Process(target=send, args=(sock, address, keys, rate, seconds, ready))
+            sender = ctx.Process(target=send, args=([p for _b, p in sending], rate, seconds, extensions, ready,
+                                                               sender_cpu))
             receiver.start()
             sender.start()
             children = (receiver, sender)
@@ -175,26 +186,40 @@ async def one_run(fanout: int, rate: int, seconds: float, webrtc: bool) -> dict[
             consumers = [c for peer in server.rooms.get(room).peers.values() for c in peer.consumers.values()]
             sent_before = await _packets_sent(consumers)
             cpu_before, wall_before = worker_cpu_seconds(pid), time.perf_counter()
+            receiver_before = sum(worker_cpu_seconds(receiver.pid))
             ready.set()
             while sender.is_alive():
                 await asyncio.sleep(0.05)
             cpu_after, wall = worker_cpu_seconds(pid), time.perf_counter() - wall_before
+            sender.join()
+            generator = sum(worker_cpu_seconds(receiver.pid)) - receiver_before + sender_cpu.value
             user, system = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
             cpu = user + system
             forwarded = await _packets_sent(consumers) - sent_before
             await asyncio.sleep(0.3)
             stop.set()
             receiver.join()
-            for browser, _sock in (*subscribers, (publisher, sock)):
+            worker_drops = udp_drops({port for peer in server.rooms.get(room).peers.values()
+                                      for transport in peer.transports.values() for port in _ports(transport)})
+            generator_drops = udp_drops({sock.getsockname()[1] for sock in socks})
+            for browser, _sock in (*subscribers, *sending):
                 await browser.close()
     finally:
         for child in children:
             child.kill()
         await server.stop()
-    expected = int(rate * seconds) * fanout
+    expected = int(rate * seconds) * fanout * publishers
     return {"us_per_packet": cpu / max(1, forwarded) * 1e6, "user_us": user / max(1, forwarded) * 1e6,
-            "system_us": system / max(1, forwarded) * 1e6, "forwarded": forwarded / expected,
-            "delivered": sum(counts) / expected, "worker_cpu_share": cpu / wall}
+            "system_us": system / max(1, forwarded) * 1e6, "forwarded_per_s": forwarded / wall,
+            "forwarded": forwarded / expected, "delivered": sum(counts) / expected, "worker_cpu_share": cpu / wall,
+            "generator_cpu_share": generator / wall, "worker_drops": worker_drops, "generator_drops": generator_drops}
+
+
+def _ports(transport: Any) -> list[int]:
+    """The worker's local UDP ports of a transport (plain: RTP and RTCP; WebRTC: its candidates)."""
+    if hasattr(transport, "ice_candidates"):
+        return [c["port"] for c in transport.ice_candidates if c["protocol"] == "udp"]
+    return [t["localPort"] for t in (transport.tuple, transport.rtcp_tuple) if t]
 
 
 async def _packets_sent(consumers: list[Any]) -> int:
@@ -202,27 +227,53 @@ async def _packets_sent(consumers: list[Any]) -> int:
     return sum([(await consumer.get_stats())[0]["packetCount"] for consumer in consumers])
 
 
+def _median_runs(args: argparse.Namespace, rate: int) -> tuple[list[dict[str, float]], dict[str, float]]:
+    results = [uvloop.run(one_run(args.fanout, rate, args.seconds, args.webrtc, args.publishers,
+                                  not args.no_extensions)) for _ in range(args.runs)]
+    for result in results:
+        print("run: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()),
+              flush=True)
+    return results, {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+
+def _report(args: argparse.Namespace, rate: int, median: dict[str, float]) -> None:
+    kind = "WebRTC (SRTP)" if args.webrtc else "plain RTP"
+    extensions = "no header extensions" if args.no_extensions else "browser header extensions"
+    print(f"median over {args.runs} runs, {kind}, {extensions}, {args.publishers} x {args.fanout},"
+          f" {rate} packets/s of {PACKET_SIZE} bytes per publisher:")
+    cost = median["us_per_packet"]
+    print(f"  worker CPU per forwarded packet: {cost:.2f} µs  (≈ {1e6 / cost:,.0f} forwarded packets/s per core)")
+    print(f"    of which user {median['user_us']:.2f} µs, system {median['system_us']:.2f} µs (medians of each)")
+    print(f"  {median['forwarded_per_s']:,.0f} forwarded packets/s; forwarded by the worker:"
+          f" {median['forwarded']:.2%} of what the subscribers should get; received: {median['delivered']:.2%}")
+    print(f"  worker {median['worker_cpu_share']:.0%} of a core; load generator {median['generator_cpu_share']:.0%}"
+          f" of a core; kernel drops: worker {median['worker_drops']:.0f}, generator {median['generator_drops']:.0f}",
+          flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fanout", type=int, default=4, help="subscribers of the one stream")
-    parser.add_argument("--rate", type=int, default=4000, help="packets per second the publisher sends")
+    parser.add_argument("--fanout", type=int, default=4, help="subscribers of every stream")
+    parser.add_argument("--publishers", type=int, default=1, help="streams, each from its own publisher")
+    parser.add_argument("--rate", type=int, default=4000, help="packets per second each publisher sends")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--webrtc", action="store_true", help="WebRTC transports (SRTP) instead of plain RTP")
+    parser.add_argument("--no-extensions", action="store_true", help="packets and producers without header extensions")
+    parser.add_argument("--find-max", action="store_true",
+                        help="raise the rate by 25 %% from --rate until the median loss reaches 0.1 %%")
     args = parser.parse_args()
-    results = [uvloop.run(one_run(args.fanout, args.rate, args.seconds, args.webrtc)) for _ in range(args.runs)]
-    for result in results:
-        print("run: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()))
-    cost = statistics.median(r["us_per_packet"] for r in results)
-    forwarded = statistics.median(r["forwarded"] for r in results)
-    delivered = statistics.median(r["delivered"] for r in results)
-    kind = "WebRTC (SRTP)" if args.webrtc else "plain RTP"
-    print(f"median over {args.runs} runs, {kind}, fan-out {args.fanout}, {args.rate} packets/s of {PACKET_SIZE} bytes:")
-    user = statistics.median(r["user_us"] for r in results)
-    system = statistics.median(r["system_us"] for r in results)
-    print(f"  worker CPU per forwarded packet: {cost:.2f} µs  (≈ {1e6 / cost:,.0f} forwarded packets/s per core)")
-    print(f"    of which user {user:.2f} µs, system {system:.2f} µs (medians of each)")
-    print(f"  forwarded by the worker: {forwarded:.1%} of what the subscribers should get; received: {delivered:.1%}")
+    rate, best = args.rate, None
+    while True:
+        _results, median = _median_runs(args, rate)
+        _report(args, rate, median)
+        lossless = median["delivered"] >= 0.999 and median["forwarded"] >= 0.999
+        if not args.find_max or not lossless:
+            break
+        best, rate = (rate, median["forwarded_per_s"]), int(rate * 1.25)
+    if args.find_max:
+        print(f"highest rate at < 0.1 % loss: {best[1]:,.0f} forwarded packets/s per worker ({best[0]} packets/s"
+              f" per publisher)" if best else "the first rate already lost 0.1 % or more")
 
 
 if __name__ == "__main__":

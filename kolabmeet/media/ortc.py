@@ -434,7 +434,11 @@ _PER_STREAM_EXTENSIONS = (RTP_STREAM_ID, REPAIRED_RTP_STREAM_ID)
 
 
 def consumer_extension_map(kind: str, consumer_params: dict[str, Any], router_caps: dict[str, Any]) -> list[int] | None:
-    """A 256-entry table: router extension id -> the consumer's (0: not sent); None if the same ids."""
+    """A 256-entry table: router extension id -> the consumer's (0: not sent); None if the same ids.
+
+    Per-stream extensions (RIDs) are left out of the comparison: producers drop them on the way in, so
+    that a consumer without them (the usual case) costs no rewrite per packet.
+    """
     consumer_ids = {e["uri"]: e["id"] for e in consumer_params.get("headerExtensions", [])}
     table = list(range(256))
     same = True
@@ -443,7 +447,7 @@ def consumer_extension_map(kind: str, consumer_params: dict[str, Any], router_ca
             continue
         mapped = consumer_ids.get(ext["uri"], 0)
         table[ext["preferredId"]] = mapped
-        same = same and mapped == ext["preferredId"]
+        same = same and (mapped == ext["preferredId"] or ext["uri"] in _PER_STREAM_EXTENSIONS)
     return None if same else table
 
 

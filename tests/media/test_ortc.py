@@ -467,3 +467,15 @@ def test_consumer_type():
     assert ortc.consumer_type({"encodings": [{"ssrc": 1, "scalabilityMode": "L1T3"}]}) == "simple"
     assert ortc.consumer_type({"encodings": [{"ssrc": 1, "scalabilityMode": "L2T3"}]}) == "svc"
     assert ortc.consumer_type({"encodings": [{"ssrc": 1}, {"ssrc": 2}]}) == "simulcast"
+
+
+def test_consumer_extension_map_only_when_ids_that_reach_consumers_differ() -> None:
+    router = router_rtp_capabilities()
+    video = [e for e in router["headerExtensions"] if e["kind"] == "video"]
+    same = [{"uri": e["uri"], "id": e["preferredId"]} for e in video
+            if not e["uri"].startswith("urn:ietf:params:rtp-hdrext:sdes:r")]
+    assert len(same) < len(video), "the router's RID extensions are not offered to consumers"
+    assert ortc.consumer_extension_map("video", {"headerExtensions": same}, router) is None
+    fewer = [e for e in same if "abs-send-time" not in e["uri"]]
+    table = ortc.consumer_extension_map("video", {"headerExtensions": fewer}, router)
+    assert table is not None and table[4] == 0 and table[1] == 1
