@@ -8,12 +8,12 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from kolabmeet.media.capabilities import ROUTER_IDS, TRANSPORT_WIDE_CC
+from kolabmeet.media.capabilities import MID, ROUTER_IDS, TRANSPORT_WIDE_CC
 from kolabmeet.media.errors import MediaError
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.allocator import UP_ROUNDS, Want
 from kolabmeet.media.worker.retransmission import RetransmissionBuffer, build_rtx
-from kolabmeet.media.worker.rtp import MID_SLOT, map_extensions, set_abs_send_time, set_mid, set_transport_wide_seq
+from kolabmeet.media.worker.rtp import MID_SLOT, map_extensions, mid_elements, set_transport_wide_seq
 from kolabmeet.media.worker.rtp_stream import loss_score
 from kolabmeet.media.worker.vp8 import MAX_TEMPORAL_LAYER, Vp8Rewriter
 
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from kolabmeet.media.worker.transport import Transport
 
 _SEQ_TS_SSRC = struct.Struct("!HII")
+_SYNC_WINDOW = 0x4000
+"""How far behind the newest packet a late one (a sender's retransmission) is still forwarded."""
 _SCALABILITY = re.compile(r"L(\d+)T(\d+)")
 RTX_SCRATCH = bytearray(2048)
 LAYER_SILENCE = 0.5
@@ -66,7 +68,7 @@ class Consumer:
         self.rtx_pt = self._rtx_payload_type(media["payloadType"])
         self.ext_map: bytes | None = bytes(data["extensionMap"]) if data.get("extensionMap") else None
         mid = self.rtp_parameters.get("mid")
-        self._mid = mid.encode() if mid and len(mid) <= MID_SLOT else None
+        self._mid = mid_elements(mid.encode(), ROUTER_IDS[MID]) if mid and len(mid.encode()) <= MID_SLOT else None
         self._pt_map = self._payload_type_map()
         self._is_video = self.kind == "video"
         self._vp8 = Vp8Rewriter() if media["mimeType"].lower() == "video/vp8" else None
@@ -148,18 +150,32 @@ class Consumer:
             if self._is_video and not keyframe:
                 return
             self._sync(seq, ts)
-        elif ((seq - self._sync_seq) & 0xFFFF) >= 0x8000:
-            return
+        else:
+            since = (seq - self._sync_seq) & 0xFFFF
+            if since >= 0x8000:
+                return  # from before the stream (re)started here
+            if since > _SYNC_WINDOW:
+                self._sync_seq = (seq - _SYNC_WINDOW) & 0xFFFF  # follows the stream, so it never looks old
+        producer = self.producer
         vp8 = self._vp8
-        if vp8 is not None and not vp8.rewrite(buf, self.producer.payload_at, self.producer.payload_end):
+        if vp8 is not None and not vp8.rewrite(buf, producer.payload_at, producer.payload_end):
             self._seq_off = (self._seq_off - 1) & 0xFFFF
             return
         out_seq = (seq + self._seq_off) & 0xFFFF
         out_ts = (ts + self._ts_off) & 0xFFFFFFFF
         buf[1] = pt
         _SEQ_TS_SSRC.pack_into(buf, 2, out_seq, out_ts, self.ssrc)
-        now = self.producer.now
-        twcc_seq = self._stamp(buf, length, now)
+        now = producer.now
+        # The per-consumer header extension values: MID and the transport-wide sequence number.
+        mid_at = producer.mid_at
+        if mid_at > 0 and self._mid is not None:
+            buf[mid_at - 1:mid_at + MID_SLOT] = self._mid[producer.mid_two_byte]
+        twcc_seq = -1
+        twcc_at = producer.twcc_at
+        if twcc_at > 0:
+            twcc_seq = self.transport.next_twcc_seq(length, now)
+            buf[twcc_at] = twcc_seq >> 8
+            buf[twcc_at + 1] = twcc_seq & 0xFF
         if self.rtx_buffer is not None:
             self.rtx_buffer.store(out_seq, view, length, now * 1000)
         if self.transport.send_rtp(view, self.ext_map, self.priority, True, now, twcc_seq):
@@ -171,20 +187,6 @@ class Consumer:
             self.last_seq = out_seq
             self.last_ts = out_ts
             self.last_sent = now
-
-    def _stamp(self, buf: bytearray, length: int, now: float) -> int:
-        """Per-consumer header extension values: MID, send time, transport-wide sequence number (returned,
-        -1 when the packet carries none)."""
-        producer = self.producer
-        if producer.mid_at > 0 and self._mid is not None:
-            set_mid(buf, producer.mid_at, self._mid)
-        if producer.abs_send_time_at > 0:
-            set_abs_send_time(buf, producer.abs_send_time_at, now)
-        if producer.twcc_at <= 0:
-            return -1
-        twcc_seq = self.transport.next_twcc_seq(length, now)
-        set_transport_wide_seq(buf, producer.twcc_at, twcc_seq)
-        return twcc_seq
 
     def _switch_layer(self, layer: int) -> None:
         """Start forwarding another simulcast encoding, on its key frame, as one continuous stream."""

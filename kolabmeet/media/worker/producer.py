@@ -19,7 +19,9 @@ from kolabmeet.media.capabilities import (
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.keyframe import KEYFRAME_DETECTORS
 from kolabmeet.media.worker.retransmission import restore_rtx
-from kolabmeet.media.worker.rtp import MID_SLOT, add_extension_slots, extension_size, map_extensions, payload_bounds
+from kolabmeet.media.worker.rtp import (
+    MID_SLOT, add_extension_slots, extension_size, is_two_byte_form, map_extensions, payload_bounds, set_abs_send_time,
+)
 from kolabmeet.media.worker.rtp_stream import RecvStream
 
 if TYPE_CHECKING:
@@ -44,9 +46,10 @@ class Producer:
 
     Header extension ids are mapped to the router's on the way in, so every
     consumer sees the router's ids, and every packet gets room for a MID, an
-    abs-send-time and (video) a transport-wide sequence number: `mid_at`,
-    `abs_send_time_at` and `twcc_at` give the current packet's value offsets for
-    consumers to fill in (-1 when absent), `payload_at`/`payload_end` the
+    abs-send-time and (video) a transport-wide sequence number: `mid_at` (in the
+    two-byte form when `mid_two_byte`) and `twcc_at` give the current packet's value
+    offsets for consumers to fill in (-1 when absent), `abs_send_time_at` that of
+    the send time the producer wrote once for all, `payload_at`/`payload_end` the
     payload of a video packet, and `now` its arrival time.
     """
 
@@ -65,6 +68,7 @@ class Producer:
         self.abs_send_time_at = -1
         self.twcc_at = -1
         self.mid_at = -1
+        self.mid_two_byte = 0
         self.payload_at = self.payload_end = -1
         self.now = 0.0
         self._notify = notify
@@ -232,6 +236,10 @@ class Producer:
                 mid_at, abs_at, third_at = map_extensions(buf, length, None, self._wanted)
                 twcc_at = third_at if self._is_video else -1
         self.mid_at, self.abs_send_time_at, self.twcc_at = mid_at, abs_at, twcc_at
+        if mid_at > 0:
+            self.mid_two_byte = is_two_byte_form(buf)
+        if abs_at > 0:
+            set_abs_send_time(buf, abs_at, self.now)  # the same for every consumer: written once
         keyframe = False
         if self._is_video:
             self.payload_at, self.payload_end = start, end = payload_bounds(buf, length)

@@ -232,15 +232,18 @@ def add_extension_slots(buf: bytearray, length: int, slots: tuple[tuple[int, int
     return new_length
 
 
-def set_mid(buf: Buffer, value_at: int, mid: bytes) -> None:
-    """Write ``mid`` into a MID_SLOT-byte MID element, shrinking the element (zero padding after it)."""
-    size = len(mid)
-    buf[value_at:value_at + size] = mid
-    buf[value_at + size:value_at + MID_SLOT] = _ZEROS[:MID_SLOT - size]
-    if _U16.unpack_from(buf, RTP_HEADER_SIZE + 4 * (buf[0] & 0x0F))[0] == ONE_BYTE_PROFILE:
-        buf[value_at - 1] = (buf[value_at - 1] & 0xF0) | (size - 1)
-    else:
-        buf[value_at - 1] = size
+def mid_elements(mid: bytes, ext_id: int) -> tuple[bytes, bytes]:
+    """The bytes that put MID ``mid`` into a MID_SLOT-byte MID element (zero padding after the value,
+    the element shrunk to it), from the octet before the value on: in the one-byte form (id ``ext_id``)
+    and in the two-byte form (that octet is the length). Consumers make them once and write them into
+    every packet at ``buf[value_at - 1:value_at + MID_SLOT]``."""
+    padded = mid + _ZEROS[:MID_SLOT - len(mid)]
+    return bytes([ext_id << 4 | len(mid) - 1]) + padded, bytes([len(mid)]) + padded
+
+
+def is_two_byte_form(buf: Buffer) -> int:
+    """1 when the packet's header extension (present) is in the two-byte form, 0 for the one-byte form."""
+    return int(buf[RTP_HEADER_SIZE + 4 * (buf[0] & 0x0F)] != 0xBE)
 
 
 def set_abs_send_time(buf: Buffer, offset: int, seconds: float) -> None:

@@ -11,12 +11,13 @@ from kolabmeet.media.worker.rtp import (
     extension_block,
     extension_size,
     find_extension,
-    map_extensions,
     is_rtp,
+    is_two_byte_form,
+    map_extensions,
+    mid_elements,
     payload_bounds,
     rewrite_extension_ids,
     set_abs_send_time,
-    set_mid,
     set_transport_wide_seq,
 )
 
@@ -349,12 +350,22 @@ def test_slots_refused_when_they_do_not_fit_or_parse() -> None:
     assert add_extension_slots(overlong, len(overlong), SLOTS, (-1, -1, -1), 100) == -1
 
 
+def test_mid_elements_in_the_two_byte_form() -> None:
+    buf, n = grow(TWO_BYTE, ((1, MID_SLOT),))
+    mid_at = map_extensions(buf, n, None, (1, 0, 0))[0]
+    assert is_two_byte_form(buf) == 1
+    buf[mid_at - 1:mid_at + MID_SLOT] = mid_elements(b"12", 1)[1]
+    assert find_extension(buf, n, 1) == (mid_at, 2)
+    assert bytes(buf[mid_at:mid_at + MID_SLOT]) == b"12" + bytes(MID_SLOT - 2)
+
+
 @pytest.mark.parametrize("mid", [b"0", b"12", b"abcdefgh"])
-def test_set_mid_shrinks_the_element_and_pads(mid: bytes) -> None:
+def test_mid_elements_shrink_the_element_and_pad(mid: bytes) -> None:
     buf, n = grow(ONE_BYTE)
     mid_at = map_extensions(buf, n, None, (4, 0, 0))[0]
-    set_mid(buf, mid_at, b"abcdefgh")
-    set_mid(buf, mid_at, mid)
+    for value in (b"abcdefgh", mid):
+        assert is_two_byte_form(buf) == 0
+        buf[mid_at - 1:mid_at + MID_SLOT] = mid_elements(value, 4)[0]
     assert find_extension(buf, n, 4) == (mid_at, len(mid))
     assert bytes(buf[mid_at:mid_at + len(mid)]) == mid
     packet = RtpPacket.parse(bytes(buf[:n]), ext_map(mid=4, abs=2, twcc=3))
