@@ -177,7 +177,7 @@ class Consumer:
             buf[twcc_at] = twcc_seq >> 8
             buf[twcc_at + 1] = twcc_seq & 0xFF
         if self.rtx_buffer is not None:
-            self.rtx_buffer.store(out_seq, view, length, now * 1000)
+            self.rtx_buffer.store(out_seq, view, now * 1000)
         if self.transport.send_rtp(view, self.ext_map, self.priority, True, now, twcc_seq):
             self.packets += 1
             self.bytes += length

@@ -35,14 +35,15 @@ class RetransmissionBuffer:
         self._stored_at = [0.0] * size
         self._resent_at = [float("-inf")] * size
 
-    def store(self, seq: int, packet: Buffer, length: int, now_ms: float) -> None:
-        """Keep a copy of the first ``length`` bytes of ``packet`` sent as ``seq``."""
+    def store(self, seq: int, packet: Buffer, now_ms: float) -> None:
+        """Keep a copy of ``packet`` (all of it), sent as ``seq``."""
         seq &= 0xFFFF
         slot = seq & self._mask
         buf = self._slots[slot]
+        length = len(packet)
         if len(buf) < length:
             buf = self._slots[slot] = bytearray(-(-length // _SLOT_ROUND) * _SLOT_ROUND)
-        buf[:length] = memoryview(packet)[:length]
+        buf[:length] = packet
         self._lengths[slot] = length
         self._seqs[slot] = seq
         self._stored_at[slot] = now_ms
