@@ -9,7 +9,8 @@ import aiohttp
 
 from kolabmeet.app import Server
 from tests.helpers import Browser, KolabApp, joined
-from tests.media.rtp_peer import Sender, gap_free, plain_viewer
+from kolabmeet.media.capabilities import router_rtp_capabilities
+from tests.media.rtp_peer import Receiver, Sender, gap_free, plain_viewer
 
 
 async def _publish(browser: Browser, sender: Sender) -> tuple[tuple[str, int], dict[str, str]]:
@@ -104,3 +105,51 @@ async def test_producer_of_the_far_router_reaches_the_first(server_with: Any) ->
         receiver.close()
         for browser in (near, publisher, third):
             await browser.close()
+
+
+async def _viewer_joining_with_its_transport(app: KolabApp, room: str) -> tuple[Browser, Receiver]:
+    """As the Kolab client does: the receiving transport first, then join (which consumes what is there)."""
+    browser = Browser((await app.connection(room, 1))["token"])
+    await browser.connect()
+    receiver = Receiver()
+    await receiver.open()
+    transport = await browser.ok("createPlainTransport", {"producing": False, "consuming": True})
+    rtp_port, rtcp_port = receiver.ports
+    await browser.ok("connectPlainTransport", {"transportId": transport["id"], "ip": "127.0.0.1",
+                                               "port": rtp_port, "rtcpPort": rtcp_port})
+    await browser.ok("join", {"nickname": "far viewer", "rtpCapabilities": router_rtp_capabilities()})
+    return browser, receiver
+
+
+async def test_a_near_consumer_pausing_leaves_the_piped_stream_whole(server_with: Any) -> None:
+    """Consumers rewrite sequence numbers in the buffer they share; the pipe to the other worker must still
+    carry the producer's own (it once carried those of the consumer before it, until that one paused)."""
+    async with server_with(num_workers=2, router_scale_size=2) as server, aiohttp.ClientSession() as http:
+        app = KolabApp(server, http)
+        room = await app.create_room()
+        publisher = await joined(app, room, role=3, nickname="speaker")
+        near, _near_receiver = await plain_viewer(app, room)
+        sender = Sender()
+        address, _producers = await _publish(publisher, sender)
+        await near.wait_request("newConsumer", count=2)
+        # The second router, made now, gets the producers piped in: its pipe consumer comes after near's.
+        far, far_receiver = await _viewer_joining_with_its_transport(app, room)
+        assert _server_peer(server, far).router is not _server_peer(server, near).router
+        for viewer in (near, far):
+            await viewer.wait_request("newConsumer", count=2)
+            peer = _server_peer(server, viewer)
+            await _until(lambda: len(peer.consumers) == 2 and not any(c.paused for c in peer.consumers.values()))
+        await sender.stream(address, seconds=0.6)
+        near_video = next(r["data"]["id"] for r in near.server_requests if r["data"]["kind"] == "video")
+        await near.ok("pauseConsumer", {"consumerId": near_video})
+        await sender.stream(address, seconds=0.6)
+        await asyncio.sleep(0.2)
+        data = next(r["data"] for r in far.server_requests if r["data"]["kind"] == "video")
+        video = far_receiver.streams[data["rtpParameters"]["encodings"][0]["ssrc"]]
+        assert len(video.seqs) > 10 and gap_free(video.seqs), video.seqs
+        assert far_receiver.frames_decoded >= 0.8 * sender.frames_sent
+        sender.close()
+        for browser in (near, far, publisher):
+            await browser.close()
+        for receiver in (_near_receiver, far_receiver):
+            receiver.close()

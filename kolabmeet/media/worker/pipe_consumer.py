@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from kolabmeet.media.worker.producer import Producer
     from kolabmeet.media.worker.transport import Transport
 
-_SSRC = struct.Struct("!I")
+_SEQ_TS_SSRC = struct.Struct("!HII")
 
 
 class PipeConsumer(Consumer):
@@ -29,11 +29,12 @@ class PipeConsumer(Consumer):
 
     def send_rtp(self, buf: bytearray, view: memoryview, length: int, marked_pt: int,
                  seq: int, ts: int, keyframe: bool, layer: int) -> None:
-        """Hot path: the router's payload type and the layer's SSRC, nothing else changes."""
+        """Hot path: the router's payload type and the layer's SSRC; the producer's own sequence number and
+        timestamp written back (consumers before this one rewrote them in the shared buffer)."""
         if not self.active or layer >= len(self.layer_ssrcs):
             return
         buf[1] = marked_pt
-        _SSRC.pack_into(buf, 8, self.layer_ssrcs[layer])
+        _SEQ_TS_SSRC.pack_into(buf, 2, seq, ts, self.layer_ssrcs[layer])
         if self.transport.send_rtp(view):
             self.packets += 1
             self.bytes += length
