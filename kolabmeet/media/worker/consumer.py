@@ -158,7 +158,7 @@ class Consumer:
                 self._sync_seq = (seq - _SYNC_WINDOW) & 0xFFFF  # follows the stream, so it never looks old
         producer = self.producer
         vp8 = self._vp8
-        if vp8 is not None and not vp8.rewrite(buf, producer.payload_at, producer.payload_end):
+        if vp8 is not None and not vp8.rewrite(buf, producer.vp8_picture):
             self._seq_off = (self._seq_off - 1) & 0xFFFF
             return
         out_seq = (seq + self._seq_off) & 0xFFFF
@@ -181,8 +181,6 @@ class Consumer:
         if self.transport.send_rtp(view, self.ext_map, self.priority, True, now, twcc_seq):
             self.packets += 1
             self.bytes += length
-        if vp8 is not None:
-            vp8.restore(buf)
         if ((out_seq - self.last_seq) & 0xFFFF) < 0x8000:
             self.last_seq = out_seq
             self.last_ts = out_ts

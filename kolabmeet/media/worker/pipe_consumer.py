@@ -6,6 +6,7 @@ import struct
 from typing import TYPE_CHECKING, Any, Callable
 
 from kolabmeet.media.worker.consumer import Consumer
+from kolabmeet.media.worker.vp8 import restore_picture
 
 if TYPE_CHECKING:
     from kolabmeet.media.worker.producer import Producer
@@ -29,12 +30,14 @@ class PipeConsumer(Consumer):
 
     def send_rtp(self, buf: bytearray, view: memoryview, length: int, marked_pt: int,
                  seq: int, ts: int, keyframe: bool, layer: int) -> None:
-        """Hot path: the router's payload type and the layer's SSRC; the producer's own sequence number and
-        timestamp written back (consumers before this one rewrote them in the shared buffer)."""
+        """Hot path: the router's payload type and the layer's SSRC; the producer's own sequence number,
+        timestamp and VP8 picture values written back (consumers before this one rewrote them in the
+        shared buffer)."""
         if not self.active or layer >= len(self.layer_ssrcs):
             return
         buf[1] = marked_pt
         _SEQ_TS_SSRC.pack_into(buf, 2, seq, ts, self.layer_ssrcs[layer])
+        restore_picture(buf, self.producer.vp8_picture)
         if self.transport.send_rtp(view):
             self.packets += 1
             self.bytes += length

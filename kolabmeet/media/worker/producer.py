@@ -23,6 +23,7 @@ from kolabmeet.media.worker.rtp import (
     MID_SLOT, add_extension_slots, extension_size, is_two_byte_form, map_extensions, payload_bounds, set_abs_send_time,
 )
 from kolabmeet.media.worker.rtp_stream import RecvStream
+from kolabmeet.media.worker.vp8 import Vp8Picture, read_picture
 
 if TYPE_CHECKING:
     from kolabmeet.media.worker.consumer import Consumer
@@ -50,7 +51,8 @@ class Producer:
     two-byte form when `mid_two_byte`) and `twcc_at` give the current packet's value
     offsets for consumers to fill in (-1 when absent), `abs_send_time_at` that of
     the send time the producer wrote once for all, `payload_at`/`payload_end` the
-    payload of a video packet, and `now` its arrival time.
+    payload of a video packet, `vp8_picture` what VP8 consumers rewrite in it, and
+    `now` its arrival time.
     """
 
     def __init__(self, producer_id: str, transport: "Transport", data: dict[str, Any],
@@ -70,12 +72,14 @@ class Producer:
         self.mid_at = -1
         self.mid_two_byte = 0
         self.payload_at = self.payload_end = -1
+        self.vp8_picture: Vp8Picture | None = None
         self.now = 0.0
         self._notify = notify
         self._pt_map = self._mapped_payload_types()
         self._ext_map = self._mapped_extension_ids()
         self._media = self._media_codec()
         self._is_video = self.kind == "video"
+        self._is_vp8 = self._media["mimeType"].lower() == "video/vp8"
         self._slots = _SLOTS[self.kind]
         self._wanted = _WANTED[self.kind]
         self._level_sum = self._level_count = 0
@@ -243,6 +247,8 @@ class Producer:
         keyframe = False
         if self._is_video:
             self.payload_at, self.payload_end = start, end = payload_bounds(buf, length)
+            if self._is_vp8:
+                self.vp8_picture = read_picture(buf, start, end)
             if self.keyframe_waiters and self._is_keyframe is not None:
                 keyframe = start > 0 and self._is_keyframe(buf, start, end)
         marked_pt = (byte1 & 0x80) | mapped_pt

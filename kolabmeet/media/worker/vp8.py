@@ -18,6 +18,11 @@ way the receiver sees a jump, takes it as loss and asks for a key frame (or stal
 packet, PictureID as source + offset (less one per dropped picture) and TL0PICIDX as
 source + offset, with both offsets set at each :meth:`Vp8Rewriter.sync` so that the
 next picture follows the last one sent. KEYIDX, TID and Y are left as they are.
+
+A producer reads each packet's :class:`Vp8Picture` once (:func:`read_picture`); every
+consumer's rewriter then writes its own values from it into the buffer they share, so
+nothing is put back between consumers (:func:`restore_picture` is for a pipe, which
+forwards the source values).
 """
 
 from __future__ import annotations
@@ -86,18 +91,76 @@ def parse_descriptor(buf: Buffer, start: int, end: int) -> Vp8Descriptor:
     return Vp8Descriptor(bool(b0 & 0x10), b0 & 0x07, pic_at, pic_bits, tl0_at, tid, layer_sync, key_at, pos)
 
 
+class Vp8Picture(NamedTuple):
+    """What consumers rewrite in one packet's descriptor: where PictureID and TL0PICIDX are (-1: absent) and
+    their source values, read once for all consumers before any of them writes."""
+
+    picture_id_at: int
+    wide: int  # 0x80 for a 15-bit PictureID, else 0
+    picture_id: int
+    tl0picidx_at: int
+    tl0picidx: int
+    tid: int  # -1 when T=0
+    layer_sync: int  # the Y bit (0x20) when TID > 0, else 0
+
+
+def read_picture(buf: Buffer, start: int, end: int) -> Vp8Picture | None:
+    """The fields of payload ``buf[start:end]`` to rewrite; None when there is nothing to (no extension
+    octet, a truncated descriptor or bad bounds): such packets go as they are."""
+    if start < 0 or end > len(buf) or end - start < 3 or not buf[start] & 0x80:
+        return None
+    ext = buf[start + 1]
+    pos = start + 2
+    pic_at = tl0_at = -1
+    if ext & 0x80:
+        pic_at = pos
+        pos += 2 if buf[pos] & 0x80 else 1
+    if ext & 0x40:
+        tl0_at = pos
+        pos += 1
+    tk_at = pos
+    if ext & 0x30:
+        pos += 1
+    if pos >= end:
+        return None
+    pic = wide = 0
+    if pic_at >= 0:
+        pic = buf[pic_at]
+        wide = pic & 0x80
+        if wide:
+            pic = (pic & 0x7F) << 8 | buf[pic_at + 1]
+    tl0 = buf[tl0_at] if tl0_at >= 0 else 0
+    tid = buf[tk_at] >> 6 if ext & 0x20 else -1
+    layer_sync = buf[tk_at] & 0x20 if tid > 0 else 0
+    return Vp8Picture(pic_at, wide, pic, tl0_at, tl0, tid, layer_sync)
+
+
+def restore_picture(buf: bytearray, picture: Vp8Picture | None) -> None:
+    """Write the source PictureID and TL0PICIDX back (for what forwards the packet unchanged)."""
+    if picture is None:
+        return
+    at = picture.picture_id_at
+    if at >= 0:
+        if picture.wide:
+            buf[at] = 0x80 | picture.picture_id >> 8
+            buf[at + 1] = picture.picture_id & 0xFF
+        else:
+            buf[at] = picture.picture_id
+    if picture.tl0picidx_at >= 0:
+        buf[picture.tl0picidx_at] = picture.tl0picidx
+
+
 class Vp8Rewriter:
     """Keeps one consumer's PictureID and TL0PICIDX continuous across stream switches and dropped pictures.
 
-    Per packet: ``rewrite`` it (drop it when that returns False), send it, then ``restore``
-    the shared buffer for the next consumer (after every ``rewrite``; a no-op when nothing
-    was written). ``sync`` on every (re)start or switch of source stream, before the key
+    Per packet: ``rewrite`` it (drop it when that returns False), then send it.
+    ``sync`` on every (re)start or switch of source stream, before the key
     frame that begins it; a new rewriter starts synced. Until a first picture has been sent
     the source values are kept as they are.
     """
 
     __slots__ = ("_max_temporal", "_temporal", "_pic_pending", "_pic_off", "_last_pic", "_newest", "_src", "_out",
-                 "_tl0_pending", "_tl0_off", "_last_tl0", "_undo_pic_at", "_undo_pic", "_undo_tl0_at", "_undo_tl0")
+                 "_tl0_pending", "_tl0_off", "_last_tl0")
 
     def __init__(self) -> None:
         self._max_temporal = self._temporal = MAX_TEMPORAL_LAYER
@@ -106,7 +169,6 @@ class Vp8Rewriter:
         self._pic_pending = self._tl0_pending = True
         self._src = list(_EMPTY)  # source PictureID of the picture in each history slot
         self._out = list(_EMPTY)  # its output PictureID, -1 if dropped
-        self._undo_pic_at = self._undo_pic = self._undo_tl0_at = self._undo_tl0 = -1
 
     @property
     def max_temporal_layer(self) -> int:
@@ -129,74 +191,35 @@ class Vp8Rewriter:
         self._src[:] = _EMPTY
         self._temporal = self._max_temporal
 
-    def rewrite(self, buf: bytearray, start: int, end: int) -> bool:
-        """Rewrite the descriptor of payload ``buf[start:end]`` in place; False: drop the packet.
+    def rewrite(self, buf: bytearray, picture: Vp8Picture | None) -> bool:
+        """Write this consumer's PictureID and TL0PICIDX for ``picture`` into ``buf``; False: drop the packet.
 
         Dropped: packets whose TID is above ``max_temporal_layer`` and every later packet of
-        such a picture. Left untouched (True): no descriptor extension, truncated descriptors.
+        such a picture. Left untouched (True): packets with no picture to rewrite (None).
         """
-        if start < 0 or end - start < 3 or not buf[start] & 0x80:
+        if picture is None:
             return True
-        ext = buf[start + 1]
-        pos = start + 2
-        pic_at = tl0_at = -1
-        if ext & 0x80:
-            pic_at = pos
-            pos += 2 if buf[pos] & 0x80 else 1
-        if ext & 0x40:
-            tl0_at = pos
-            pos += 1
-        tk_at = pos
-        if ext & 0x30:
-            pos += 1
-        if pos >= end:
-            return True
-        tid = buf[tk_at] >> 6 if ext & 0x20 else -1
-        layer_sync = tid > 0 and buf[tk_at] & 0x20
+        pic_at, wide, src, tl0_at, tl0, tid, layer_sync = picture
         if pic_at < 0:
             if tid > self._temporal and not self._up_to(tid, layer_sync):
                 return False
         else:
-            src = buf[pic_at]
-            wide = src & 0x80
-            if wide:
-                src = (src & 0x7F) << 8 | buf[pic_at + 1]
             slot = src & 0x7F
             out = self._out[slot] if self._src[slot] == src else self._new_picture(src, slot, tid, wide, layer_sync)
             if out < 0:
                 return False
-            self._undo_pic_at = pic_at
-            self._undo_pic = src
             if wide:
                 buf[pic_at] = 0x80 | out >> 8
                 buf[pic_at + 1] = out & 0xFF
             else:
                 buf[pic_at] = out & 0x7F
         if tl0_at >= 0:
-            tl0 = buf[tl0_at]
             if self._tl0_pending:
                 self._sync_tl0(tl0)
-            self._undo_tl0_at = tl0_at
-            self._undo_tl0 = tl0
             out = buf[tl0_at] = (tl0 + self._tl0_off) & 0xFF
             if ((out - self._last_tl0) & 0xFF) < 0x80:
                 self._last_tl0 = out
         return True
-
-    def restore(self, buf: bytearray) -> None:
-        """Put back the source values the last ``rewrite`` replaced in ``buf`` (it is shared by all consumers)."""
-        at = self._undo_pic_at
-        if at >= 0:
-            if buf[at] & 0x80:
-                buf[at] = 0x80 | self._undo_pic >> 8
-                buf[at + 1] = self._undo_pic & 0xFF
-            else:
-                buf[at] = self._undo_pic
-            self._undo_pic_at = -1
-        at = self._undo_tl0_at
-        if at >= 0:
-            buf[at] = self._undo_tl0
-            self._undo_tl0_at = -1
 
     def _up_to(self, tid: int, layer_sync: int) -> bool:
         """Start forwarding temporal layer `tid` if allowed and this picture can begin it."""

@@ -3,7 +3,9 @@ import random
 import pytest
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 
-from kolabmeet.media.worker.vp8 import MALFORMED, Vp8Descriptor, Vp8Rewriter, parse_descriptor
+from kolabmeet.media.worker.vp8 import (
+    MALFORMED, Vp8Descriptor, Vp8Rewriter, parse_descriptor, read_picture, restore_picture,
+)
 
 HEADER = bytes(12)  # a bare RTP header in front of every payload: offsets are absolute
 PAYLOAD = bytes.fromhex("310b00")  # a VP8 delta frame tag
@@ -112,12 +114,13 @@ def vp8_packet(pic: int | None, tl0: int | None = None, tid: int | None = None, 
 def forward(rw: Vp8Rewriter, packet: bytearray) -> tuple | None:
     """Rewrite one packet; (PictureID, TL0PICIDX) sent, None if dropped. Checks restore and the length."""
     original = bytes(packet)
-    if not rw.rewrite(packet, len(HEADER), len(packet)):
+    picture = read_picture(packet, len(HEADER), len(packet))
+    if not rw.rewrite(packet, picture):
         assert packet == original
         return None
     assert len(packet) == len(original)
     sent = our_fields(packet, len(HEADER), len(packet))
-    rw.restore(packet)
+    restore_picture(packet, picture)
     assert packet == original
     return sent[2], sent[3]
 
@@ -291,13 +294,12 @@ def test_packets_without_picture_id_or_extension():
     for descriptor in ("10", "9000", "9010" "1f"):  # no X; no fields; KEYIDX only: no TID to filter on
         buf, start, end = payload(descriptor)
         original = bytes(buf)
-        assert rw.rewrite(buf, start, end)
-        rw.restore(buf)
+        assert rw.rewrite(buf, read_picture(buf, start, end))
         assert buf == original
     buf, start, end = payload("9020" "80")  # TID 2 without PictureID: dropped
-    assert not rw.rewrite(buf, start, end)
+    assert not rw.rewrite(buf, read_picture(buf, start, end))
     buf, start, end = payload("9020" "00")
-    assert rw.rewrite(buf, start, end)
+    assert rw.rewrite(buf, read_picture(buf, start, end))
 
 
 def test_tl0picidx_without_picture_id_is_rewritten():
@@ -314,31 +316,36 @@ def test_truncated_and_out_of_range_payloads_are_left_alone():
     full = bytes(vp8_packet(0x1234, 5, 2))
     for end in range(len(HEADER), len(full) - len(PAYLOAD) + 1):  # up to the descriptor without payload
         packet = bytearray(full[:end])
-        assert rw.rewrite(packet, len(HEADER), end)
-        assert packet == full[:end]
+        assert read_picture(packet, len(HEADER), end) is None
+        assert rw.rewrite(packet, None) and packet == full[:end]
     packet = bytearray(full)
-    assert rw.rewrite(packet, -1, len(packet))
-    assert packet == full
+    assert read_picture(packet, -1, len(packet)) is None
+    assert read_picture(packet, len(HEADER), len(packet) + 1) is None
 
 
 def test_shared_buffer_serves_two_consumers():
+    """The picture is read once; each rewriter writes its own values over the last one's."""
     a, b = Vp8Rewriter(), Vp8Rewriter()
     send_pictures(b, source(7000, 70, 3))
     b.sync()
     for pic, tl0, tid in source(100, 1, 6):
         packet = vp8_packet(pic, tl0, tid)
-        for rw, expected in ((a, (pic, tl0)), (b, (pic - 100 + 7003, tl0 - 1 + 73))):
-            assert rw.rewrite(packet, len(HEADER), len(packet))
+        original = bytes(packet)
+        picture = read_picture(packet, len(HEADER), len(packet))
+        for rw, expected in ((b, (pic - 100 + 7003, tl0 - 1 + 73)), (a, (pic, tl0)), (b, (pic - 100 + 7003, tl0 - 1 + 73))):
+            assert rw.rewrite(packet, picture)
             assert our_fields(packet, len(HEADER), len(packet))[2:4] == expected
-            rw.restore(packet)
+        restore_picture(packet, picture)
+        assert packet == original
 
 
-def test_restore_without_rewrite_is_a_no_op():
-    rw = Vp8Rewriter()
-    packet = vp8_packet(5, 5, 0)
-    rw.restore(packet)
-    assert rw.rewrite(packet, len(HEADER), len(packet))
-    rw.restore(packet)
-    original = bytes(packet)
-    rw.restore(packet)
-    assert packet == original
+def test_read_picture_finds_the_fields_parse_descriptor_finds():
+    for case in PARSE_CASES:
+        buf, start, end = payload(case[0])
+        descriptor, picture = parse_descriptor(buf, start, end), read_picture(buf, start, end)
+        if picture is None:
+            assert not buf[start] & 0x80 or descriptor.picture_id_at < 0 and descriptor.tl0picidx_at < 0
+            continue
+        assert (picture.picture_id_at, picture.tl0picidx_at, picture.tid) == (
+            descriptor.picture_id_at, descriptor.tl0picidx_at, descriptor.tid)
+        assert bool(picture.layer_sync) == (descriptor.layer_sync and descriptor.tid > 0)
