@@ -160,10 +160,17 @@ async def _publisher(app: KolabApp, room: str, webrtc: bool, ssrc: int,
 
 
 async def one_run(fanout: int, rate: int, seconds: float, webrtc: bool, publishers: int = 1,
-                  extensions: bool = True) -> dict[str, float]:
-    """`publishers` streams of `rate` packets/s, each to `fanout` subscribers; the worker's CPU per packet."""
+                  extensions: bool = True, pin: bool = False) -> dict[str, float]:
+    """`publishers` streams of `rate` packets/s, each to `fanout` subscribers; the worker's CPU per packet.
+
+    With `pin`, the worker gets the last CPU to itself and everything else (this process, the load
+    generator) shares the others."""
     server = Server(make_config(num_workers=1))
     await server.start()
+    if pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(server.pool.workers[0].pid, cpus[-1:])
+        os.sched_setaffinity(0, cpus[:-1] or cpus)
     ctx = multiprocessing.get_context("fork")
     counts, stop, ready, sender_cpu = ctx.Array("i", fanout), ctx.Event(), ctx.Event(), ctx.Value("d", 0.0)
     children: tuple[Any, ...] = ()
@@ -208,6 +215,8 @@ async def one_run(fanout: int, rate: int, seconds: float, webrtc: bool, publishe
         for child in children:
             child.kill()
         await server.stop()
+        if pin:
+            os.sched_setaffinity(0, cpus)
     expected = int(rate * seconds) * fanout * publishers
     return {"us_per_packet": cpu / max(1, forwarded) * 1e6, "user_us": user / max(1, forwarded) * 1e6,
             "system_us": system / max(1, forwarded) * 1e6, "forwarded_per_s": forwarded / wall,
@@ -229,7 +238,7 @@ async def _packets_sent(consumers: list[Any]) -> int:
 
 def _median_runs(args: argparse.Namespace, rate: int) -> tuple[list[dict[str, float]], dict[str, float]]:
     results = [uvloop.run(one_run(args.fanout, rate, args.seconds, args.webrtc, args.publishers,
-                                  not args.no_extensions)) for _ in range(args.runs)]
+                                  not args.no_extensions, args.pin)) for _ in range(args.runs)]
     for result in results:
         print("run: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()),
               flush=True)
@@ -260,6 +269,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--webrtc", action="store_true", help="WebRTC transports (SRTP) instead of plain RTP")
     parser.add_argument("--no-extensions", action="store_true", help="packets and producers without header extensions")
+    parser.add_argument("--pin", action="store_true",
+                        help="the worker on a CPU of its own, the load generator on the others")
     parser.add_argument("--find-max", action="store_true",
                         help="raise the rate by 25 %% from --rate until the median loss reaches 0.1 %%")
     args = parser.parse_args()

@@ -36,7 +36,7 @@ class Server:
     def __init__(self, config: Config, in_process_workers: bool = False) -> None:
         self.config = config
         self.pool = WorkerPool(config.num_workers, config.webrtc_listen_ip, config.webrtc_announced_address,
-                               config.webrtc_port_base, in_process=in_process_workers)
+                               config.webrtc_port_base, in_process=in_process_workers, pin=config.pin_workers)
         self.webhooks = Webhooks(config.webhook_url, config.webhook_token)
         self.signaling = Signaling(config, self.webhooks)
         self.rooms = Rooms(config, self.pool, self.signaling.notifier, self.webhooks)

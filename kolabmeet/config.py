@@ -61,6 +61,8 @@ class Config:
     """The console's Unix socket (`kolabmeet console`); None: no console."""
     metrics_listen: tuple[str, int] | None = None
     """A listener of its own for GET /metrics, without the token; None: only behind the token."""
+    pin_workers: bool = False
+    """Each media worker bound to one CPU (worker i to the i-th this process may use)."""
     dev: bool = False
 
     @property
@@ -236,5 +238,6 @@ def load_config(env: Mapping[str, str] | None = None, dev: bool = False) -> Conf
         request_timeout=_seconds(env, "KOLABMEET_REQUEST_TIMEOUT", 20.0),
         console_socket=console_socket(env),
         metrics_listen=_metrics_listen(env),
+        pin_workers=env.get("KOLABMEET_PIN_WORKERS", "") not in ("", "0"),
         dev=dev,
     )

@@ -144,6 +144,7 @@ def test_every_variable_is_read(cert_pair: tuple[Path, Path]) -> None:
         "KOLABMEET_RECONNECT_GRACE": "2.5",
         "KOLABMEET_ROOM_EMPTY_TIMEOUT": "30",
         "KOLABMEET_REQUEST_TIMEOUT": "7",
+        "KOLABMEET_PIN_WORKERS": "1",
     }
     config = load_config(env)
     assert config.auth_token == GOOD_TOKEN
@@ -162,6 +163,8 @@ def test_every_variable_is_read(cert_pair: tuple[Path, Path]) -> None:
     assert (config.rtc_min_port, config.rtc_max_port) == (50000, 50100)
     assert config.webrtc_port_base == 45000
     assert (config.reconnect_grace, config.room_empty_timeout, config.request_timeout) == (2.5, 30.0, 7.0)
+    assert config.pin_workers is True
+    assert load_config(dict(env, KOLABMEET_PIN_WORKERS="0")).pin_workers is False
 
 
 def test_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any, Callable
 
 from kolabmeet.media.errors import MediaError, WorkerDiedError
@@ -18,8 +19,9 @@ class WorkerPool:
     """N worker processes. `on_worker_died(worker)` runs after a death, before the replacement."""
 
     def __init__(self, count: int, listen_ip: str, announced_address: str | None, port_base: int,
-                 in_process: bool = False) -> None:
+                 in_process: bool = False, pin: bool = False) -> None:
         self.count = count
+        self.pin = pin
         self.listen_ip = listen_ip
         self.announced_address = announced_address
         self.port_base = port_base
@@ -35,6 +37,8 @@ class WorkerPool:
 
     async def _start_one(self, index: int) -> Worker:
         worker = await (Worker.in_process(index) if self.in_process else Worker.spawn(index))
+        if self.pin and not self.in_process:
+            _pin(worker, index)
         try:
             port = self.port_base + index if self.port_base else 0
             await worker.create_webrtc_server(self.listen_ip, self.announced_address, port)
@@ -77,3 +81,16 @@ class WorkerPool:
         for task in list(self._respawns):
             task.cancel()
         await asyncio.gather(*(w.close() for w in self.workers), return_exceptions=True)
+
+
+def _pin(worker: Worker, index: int) -> None:
+    """Bind the worker to one CPU: the scheduler then never moves it, nor runs it where another worker runs
+    (on a shared machine its cost per packet otherwise varies by 20 % and more with where it lands)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    cpu = cpus[index % len(cpus)]
+    try:
+        os.sched_setaffinity(worker.pid, {cpu})
+    except OSError as exc:
+        log.warning("media worker %d: could not bind it to CPU %d: %s", index, cpu, exc.strerror)
+        return
+    log.info("media worker %d (pid %d) bound to CPU %d", index, worker.pid, cpu)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import aiohttp
@@ -153,3 +154,11 @@ async def test_a_near_consumer_pausing_leaves_the_piped_stream_whole(server_with
             await browser.close()
         for receiver in (_near_receiver, far_receiver):
             receiver.close()
+
+
+async def test_pinned_workers_each_get_one_cpu(server_with: Any) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    async with server_with(num_workers=2, pin_workers=True) as server:
+        for worker in server.pool.workers:
+            assert os.sched_getaffinity(worker.pid) == {cpus[worker.index % len(cpus)]}
+        assert sorted(os.sched_getaffinity(0)) == cpus, "the control process is left as it was"
