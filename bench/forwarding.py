@@ -117,15 +117,19 @@ def _plain_socket() -> socket.socket:
     return sock
 
 
-async def _peer(app: KolabApp, room: str, role: int) -> Browser:
+async def _peer(app: KolabApp, room: str, role: int, extensions: bool = True) -> Browser:
+    """A joined peer; without `extensions`, its capabilities have no header extensions."""
     browser = Browser((await app.connection(room, role))["token"])
     await browser.connect()
-    await browser.ok("join", {"nickname": "bench", "rtpCapabilities": router_rtp_capabilities()})
+    capabilities = router_rtp_capabilities()
+    if not extensions:
+        capabilities["headerExtensions"] = []
+    await browser.ok("join", {"nickname": "bench", "rtpCapabilities": capabilities})
     return browser
 
 
-async def _plain_subscriber(app: KolabApp, room: str) -> tuple[Browser, socket.socket]:
-    browser = await _peer(app, room, 1)
+async def _plain_subscriber(app: KolabApp, room: str, extensions: bool = True) -> tuple[Browser, socket.socket]:
+    browser = await _peer(app, room, 1, extensions)
     sock = _plain_socket()
     transport = await browser.ok("createPlainTransport", {"producing": False, "consuming": True})
     port = sock.getsockname()[1]
@@ -134,8 +138,8 @@ async def _plain_subscriber(app: KolabApp, room: str) -> tuple[Browser, socket.s
     return browser, sock
 
 
-async def _webrtc_subscriber(app: KolabApp, room: str) -> tuple[Browser, WebRtcClient]:
-    browser = await _peer(app, room, 1)
+async def _webrtc_subscriber(app: KolabApp, room: str, extensions: bool = True) -> tuple[Browser, WebRtcClient]:
+    browser = await _peer(app, room, 1, extensions)
     client = WebRtcClient(browser)
     await client.connect(producing=False)
     return browser, client
@@ -179,7 +183,7 @@ async def one_run(fanout: int, rate: int, seconds: float, webrtc: bool, publishe
             app = KolabApp(server, http)
             room = await app.create_room()
             make = _webrtc_subscriber if webrtc else _plain_subscriber
-            subscribers = [await make(app, room) for _ in range(fanout)]
+            subscribers = [await make(app, room, extensions) for _ in range(fanout)]
             socks = [s.sock if webrtc else s for _b, s in subscribers]
             sending = [await _publisher(app, room, webrtc, SSRC + i, extensions) for i in range(publishers)]
             await asyncio.sleep(1.0)
@@ -268,7 +272,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--webrtc", action="store_true", help="WebRTC transports (SRTP) instead of plain RTP")
-    parser.add_argument("--no-extensions", action="store_true", help="packets and producers without header extensions")
+    parser.add_argument("--no-extensions", action="store_true",
+                        help="packets, producers and consumers without header extensions")
     parser.add_argument("--pin", action="store_true",
                         help="the worker on a CPU of its own, the load generator on the others")
     parser.add_argument("--find-max", action="store_true",

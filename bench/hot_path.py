@@ -9,7 +9,7 @@ one after another, as its socket reader would, with nothing else running. The th
 as the median of several rounds. The subscribers' sockets are drained between batches, outside
 the timed part.
 
-    python -m bench.hot_path --fanout 20 --packets 20000 --rounds 7 [--webrtc] [--profile out.txt]
+    python -m bench.hot_path --fanout 20 --packets 20000 --rounds 7 [--webrtc] [--no-extensions] [--profile out.txt]
 """
 
 from __future__ import annotations
@@ -37,10 +37,11 @@ BATCH = 50
 """Incoming packets between two drains of the subscribers' sockets."""
 
 
-def _packets(count: int) -> list[bytes]:
+def _packets(count: int, extensions: bool = True) -> list[bytes]:
     """As Chromium sends VP8 (L1T3, 3 packets a picture, PictureID/TL0PICIDX/TID descriptors), with the
     browser's header extensions; a key frame first. Made for all rounds at once: the stream goes on."""
-    size = PACKET_SIZE - 12 - len(EXTENSIONS)
+    head = EXTENSIONS if extensions else b""
+    first = 0x90 if extensions else 0x80
     packets = []
     for seq in range(count):
         picture, index = divmod(seq, 3)
@@ -48,10 +49,10 @@ def _packets(count: int) -> list[bytes]:
         descriptor = bytes((0x90 if index == 0 else 0x80, 0xE0, 0x80 | picture >> 8 & 0x7F, picture & 0xFF,
                             picture // 4 & 0xFF, tid << 6 | (0x20 if tid else 0)))
         header = b"\x00\x9d\x01\x2a" if seq == 0 else b"\x01" if index == 0 else b""
-        body = EXTENSIONS + descriptor + header
+        body = head + descriptor + header
         marker = 0x80 if index == 2 else 0
-        packets.append(_HEADER.pack(0x90, marker | VP8_PT, seq & 0xFFFF, picture * 3000 & 0xFFFFFFFF, SSRC)
-                       + body + bytes(size - len(body) + len(EXTENSIONS)))
+        packets.append(_HEADER.pack(first, marker | VP8_PT, seq & 0xFFFF, picture * 3000 & 0xFFFFFFFF, SSRC)
+                       + body + bytes(PACKET_SIZE - 12 - len(body)))
     return packets
 
 
@@ -89,8 +90,8 @@ def feed(transport: PlainTransport, packets: list[bytes], socks: list[socket.soc
     return cpu, received
 
 
-async def run(fanout: int, count: int, rounds: int, webrtc: bool,
-              profile: str | None = None) -> list[tuple[float, int, int]]:
+async def run(fanout: int, count: int, rounds: int, webrtc: bool, profile: str | None = None,
+              extensions: bool = True) -> list[tuple[float, int, int]]:
     """Per round: (CPU µs per forwarded packet, datagrams received, datagrams expected)."""
     server = Server(make_config(num_workers=1), in_process_workers=True)
     await server.start()
@@ -99,14 +100,14 @@ async def run(fanout: int, count: int, rounds: int, webrtc: bool,
             app = KolabApp(server, http)
             room = await app.create_room()
             make = _webrtc_subscriber if webrtc else _plain_subscriber
-            subscribers = [await make(app, room) for _ in range(fanout)]
+            subscribers = [await make(app, room, extensions) for _ in range(fanout)]
             socks = [s.sock if webrtc else s for _b, s in subscribers]
             for sock in socks:
                 sock.setblocking(False)
-            publisher, _sending = await _publisher(app, room, webrtc=False, ssrc=SSRC, extensions=True)
+            publisher, _sending = await _publisher(app, room, webrtc=False, ssrc=SSRC, extensions=extensions)
             await asyncio.sleep(0.5)
             transport = _worker_transport()
-            packets = _packets(BATCH + rounds * count)
+            packets = _packets(BATCH + rounds * count, extensions)
             feed(transport, packets[:BATCH], socks)  # warm up: offsets, the first key frame
             results = []
             profiler = cProfile.Profile() if profile else None
@@ -136,9 +137,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--webrtc", action="store_true", help="WebRTC subscribers (SRTP) instead of plain RTP")
     parser.add_argument("--profile", help="write a cProfile of the last round to this file")
+    parser.add_argument("--no-extensions", action="store_true",
+                        help="packets, producer and subscribers without header extensions")
     args = parser.parse_args()
     results = [cost for cost, _received, _expected in
-               uvloop.run(run(args.fanout, args.packets, args.rounds, args.webrtc, args.profile))]
+               uvloop.run(run(args.fanout, args.packets, args.rounds, args.webrtc, args.profile,
+                              not args.no_extensions))]
     kind = "WebRTC" if args.webrtc else "plain"
     print(f"median: {statistics.median(results):.2f} µs of CPU per forwarded packet ({kind} subscribers,"
           f" fan-out {args.fanout}, in-process worker; min {min(results):.2f}, max {max(results):.2f})")

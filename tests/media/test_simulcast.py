@@ -13,7 +13,9 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
-from kolabmeet.media.capabilities import MID, RTP_STREAM_ID, router_rtp_capabilities
+from kolabmeet.media.capabilities import (
+    ABS_SEND_TIME, MID, ROUTER_IDS, RTP_STREAM_ID, TRANSPORT_WIDE_CC as TWCC, router_rtp_capabilities,
+)
 from kolabmeet.media.worker.rtp import payload_bounds
 from kolabmeet.media.worker.vp8 import parse_descriptor
 from kolabmeet.media.worker import rtcp
@@ -209,6 +211,23 @@ async def test_extension_ids_follow_the_consumers_capabilities(app: KolabApp, br
         packet = RtpPacket.parse(receiver.streams[ssrc].last_packet, theirs)
         assert packet.extensions.mid == consumer["rtpParameters"]["mid"]
         assert RtpPacket.parse(receiver.streams[ssrc].last_packet, EXTENSIONS).extensions.mid is None
+
+
+async def test_a_receiver_without_header_extensions_gets_none_of_ours(app: KolabApp, browsers: list[Browser]) -> None:
+    """No MID, send time or transport-wide number is added for it (nor room made for them)."""
+    caps = router_rtp_capabilities()
+    caps["headerExtensions"] = []
+    receiver = RecordingReceiver()
+    async with _simulcast_call(app, browsers, receiver, caps) as (_viewer, sender, address, _consumer):
+        await sender.stream(address, 1.0, ("r0", "r1"))
+        assert receiver.frames_decoded > 5
+        ours = HeaderExtensionsMap()
+        ours.configure(RTCRtpParameters(headerExtensions=[
+            RTCRtpHeaderExtensionParameters(id=ROUTER_IDS[uri], uri=uri) for uri in (MID, ABS_SEND_TIME, TWCC)]))
+        for data in receiver.recorded:
+            extensions = RtpPacket.parse(data, ours).extensions
+            assert (extensions.mid, extensions.abs_send_time, extensions.transport_sequence_number) == (None,) * 3
+            assert data[0] & 0x10 and int.from_bytes(data[14:16], "big") == 2, "the sender's MID and RID blanked, no room added"
 
 
 async def test_every_packet_carries_the_consumers_mid(app: KolabApp, browsers: list[Browser]) -> None:

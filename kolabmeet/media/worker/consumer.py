@@ -8,7 +8,7 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from kolabmeet.media.capabilities import MID, ROUTER_IDS, TRANSPORT_WIDE_CC
+from kolabmeet.media.capabilities import ABS_SEND_TIME, MID, ROUTER_IDS, TRANSPORT_WIDE_CC
 from kolabmeet.media.errors import MediaError
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.allocator import UP_ROUNDS, Want
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from kolabmeet.media.worker.transport import Transport
 
 _SEQ_TS_SSRC = struct.Struct("!HII")
+_WRITTEN = (MID, ABS_SEND_TIME, TRANSPORT_WIDE_CC)
+"""The header extensions whose values are per packet sent: written into the forwarded packets."""
 _SYNC_WINDOW = 0x4000
 """How far behind the newest packet a late one (a sender's retransmission) is still forwarded."""
 _SCALABILITY = re.compile(r"L(\d+)T(\d+)")
@@ -67,8 +69,13 @@ class Consumer:
         self._clock_rate: int = media["clockRate"]
         self.rtx_pt = self._rtx_payload_type(media["payloadType"])
         self.ext_map: bytes | None = bytes(data["extensionMap"]) if data.get("extensionMap") else None
-        mid = self.rtp_parameters.get("mid")
+        negotiated = {e["uri"] for e in self.rtp_parameters.get("headerExtensions", [])}
+        self.written_extensions = frozenset(ROUTER_IDS[uri] for uri in _WRITTEN if uri in negotiated)
+        """Router ids of the header extensions this consumer's packets carry values of (its producer
+        gives packets room for them)."""
+        mid = self.rtp_parameters.get("mid") if MID in negotiated else None
         self._mid = mid_elements(mid.encode(), ROUTER_IDS[MID]) if mid and len(mid.encode()) <= MID_SLOT else None
+        self._writes_twcc = TRANSPORT_WIDE_CC in negotiated
         self._pt_map = self._payload_type_map()
         self._is_video = self.kind == "video"
         self._vp8 = Vp8Rewriter() if media["mimeType"].lower() == "video/vp8" else None
@@ -172,7 +179,7 @@ class Consumer:
             buf[mid_at - 1:mid_at + MID_SLOT] = self._mid[producer.mid_two_byte]
         twcc_seq = -1
         twcc_at = producer.twcc_at
-        if twcc_at > 0:
+        if twcc_at > 0 and self._writes_twcc:
             twcc_seq = self.transport.next_twcc_seq(length, now)
             buf[twcc_at] = twcc_seq >> 8
             buf[twcc_at + 1] = twcc_seq & 0xFF

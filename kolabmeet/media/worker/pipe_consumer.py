@@ -26,6 +26,7 @@ class PipeConsumer(Consumer):
     def __init__(self, consumer_id: str, transport: "Transport", producer: "Producer",
                  data: dict[str, Any], notify: Callable[[str, str, Any], None]) -> None:
         super().__init__(consumer_id, transport, producer, data, notify)
+        self.written_extensions = frozenset()  # the producer on the other side gives its packets room
         self.layer_ssrcs = [encoding["ssrc"] for encoding in self.rtp_parameters["encodings"]]
 
     def send_rtp(self, buf: bytearray, view: memoryview, length: int, marked_pt: int,

@@ -104,7 +104,7 @@ class PlainTransport(Transport):
     def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1,
                  paced: bool = True, now: float = 0.0, twcc_seq: int = -1) -> bool:
         """Sent from the shared buffer as it is, or from a copy when extension ids must change."""
-        if ext_map is not None:
+        if ext_map is not None and view[0] & 0x10:
             length = len(view)
             SEND.data[:length] = view
             rewrite_extension_ids(SEND.data, length, ext_map)

@@ -38,8 +38,9 @@ _MID_ID, _ABS_ID, _TWCC_ID, _LEVEL_ID = (ROUTER_IDS[u] for u in (MID, ABS_SEND_T
 _WANTED = {"video": (_MID_ID, _ABS_ID, _TWCC_ID), "audio": (_MID_ID, _ABS_ID, _LEVEL_ID)}
 """Router ids of the extensions found per packet: MID and abs-send-time (consumers write them), then
 transport-wide-cc (video: consumers write it) or the audio level (audio: the active speaker reads it)."""
-_SLOTS = {"audio": ((_MID_ID, MID_SLOT), (_ABS_ID, 3)), "video": ((_MID_ID, MID_SLOT), (_ABS_ID, 3), (_TWCC_ID, 2))}
-"""The elements every forwarded packet carries, whatever the sender sent (Chromium stops sending MID)."""
+_SLOTS = ((_MID_ID, MID_SLOT), (_ABS_ID, 3), (_TWCC_ID, 2))
+"""The elements a forwarded packet is given where a consumer writes them, whatever the sender sent
+(Chromium stops sending MID), in the order of map_extensions' offsets."""
 
 
 class Producer:
@@ -80,7 +81,8 @@ class Producer:
         self._media = self._media_codec()
         self._is_video = self.kind == "video"
         self._is_vp8 = self._media["mimeType"].lower() == "video/vp8"
-        self._slots = _SLOTS[self.kind]
+        self._slots: tuple[tuple[int, int], ...] = ()
+        self._needs = (False, False, False)  # MID, abs-send-time, transport-wide number: a consumer writes it
         self._wanted = _WANTED[self.kind]
         self._level_sum = self._level_count = 0
         self._is_keyframe = KEYFRAME_DETECTORS.get(self._media["mimeType"].lower()) if self.kind == "video" else None
@@ -232,8 +234,11 @@ class Producer:
         if third_at > 0 and not self._is_video:
             self._level_sum += buf[third_at] & 0x7F
             self._level_count += 1
-        if mid_at < 0 or abs_at < 0 or (twcc_at < 0 and self._is_video) or extension_size(buf, mid_at) != MID_SLOT:
-            grown = add_extension_slots(buf, length, self._slots, (mid_at, abs_at, twcc_at), len(buf) - 64)
+        need_mid, need_abs, need_twcc = self._needs
+        if ((need_mid and (mid_at < 0 or extension_size(buf, mid_at) != MID_SLOT)) or (need_abs and abs_at < 0)
+                or (need_twcc and twcc_at < 0)):
+            found = tuple(at for at, need in zip((mid_at, abs_at, twcc_at), self._needs) if need)
+            grown = add_extension_slots(buf, length, self._slots, found, len(buf) - 64)
             if grown > 0:
                 length = grown
                 view = memoryview(buf)[:length]
@@ -319,9 +324,19 @@ class Producer:
 
     def add_consumer(self, consumer: "Consumer") -> None:
         self.consumers = self.consumers + (consumer,)
+        self._choose_slots()
 
     def remove_consumer(self, consumer: "Consumer") -> None:
         self.consumers = tuple(c for c in self.consumers if c is not consumer)
+        self._choose_slots()
+
+    def _choose_slots(self) -> None:
+        """Give packets the elements some consumer writes, and only those (none: no packet grows)."""
+        written = {ext_id for consumer in self.consumers for ext_id in consumer.written_extensions}
+        if self.kind == "audio":
+            written.discard(_TWCC_ID)  # the third offset of an audio packet is its audio level
+        self._needs = tuple(slot_id in written for slot_id, _size in _SLOTS)
+        self._slots = tuple(slot for slot, need in zip(_SLOTS, self._needs) if need)
 
     def pause(self) -> None:
         if self.paused:

@@ -121,7 +121,7 @@ class WebRtcTransport(Transport):
             return False
         length = len(view)
         SEND.data[:length] = view
-        if ext_map is not None:
+        if ext_map is not None and view[0] & 0x10:
             rewrite_extension_ids(SEND.data, length, ext_map)
         length = srtp.protect_rtp(SEND, length)
         if length < 0:
