@@ -145,6 +145,14 @@ async def _webrtc_subscriber(app: KolabApp, room: str, extensions: bool = True) 
     return browser, client
 
 
+async def subscribe(app: KolabApp, room: str, count: int, webrtc: bool,
+                    extensions: bool) -> tuple[list[tuple[Browser, Any]], list[socket.socket]]:
+    """`count` subscribers (plain or WebRTC) joined to the room; with the sockets they receive on."""
+    make = _webrtc_subscriber if webrtc else _plain_subscriber
+    subscribers = [await make(app, room, extensions) for _ in range(count)]
+    return subscribers, [s.sock if webrtc else s for _b, s in subscribers]
+
+
 async def _publisher(app: KolabApp, room: str, webrtc: bool, ssrc: int,
                      extensions: bool) -> tuple[Browser, tuple[socket.socket, tuple[str, int], Any, int]]:
     """The publisher's browser, and its sending socket, server address, SRTP keys (None for plain) and SSRC."""
@@ -182,9 +190,7 @@ async def one_run(fanout: int, rate: int, seconds: float, webrtc: bool, publishe
         async with aiohttp.ClientSession() as http:
             app = KolabApp(server, http)
             room = await app.create_room()
-            make = _webrtc_subscriber if webrtc else _plain_subscriber
-            subscribers = [await make(app, room, extensions) for _ in range(fanout)]
-            socks = [s.sock if webrtc else s for _b, s in subscribers]
+            subscribers, socks = await subscribe(app, room, fanout, webrtc, extensions)
             sending = [await _publisher(app, room, webrtc, SSRC + i, extensions) for i in range(publishers)]
             await asyncio.sleep(1.0)
             receiver = ctx.Process(target=receive, args=(socks, counts, stop))

@@ -26,8 +26,7 @@ import time
 import aiohttp
 import uvloop
 
-from bench.forwarding import EXTENSIONS, PACKET_SIZE, SSRC, VP8_PT, _HEADER, _plain_subscriber, _publisher, \
-    _webrtc_subscriber
+from bench.forwarding import EXTENSIONS, PACKET_SIZE, SSRC, VP8_PT, _HEADER, _publisher, subscribe
 from kolabmeet.app import Server
 from kolabmeet.media.worker.plain_transport import PlainTransport
 from kolabmeet.media.worker.server import WorkerServer
@@ -99,9 +98,7 @@ async def run(fanout: int, count: int, rounds: int, webrtc: bool, profile: str |
         async with aiohttp.ClientSession() as http:
             app = KolabApp(server, http)
             room = await app.create_room()
-            make = _webrtc_subscriber if webrtc else _plain_subscriber
-            subscribers = [await make(app, room, extensions) for _ in range(fanout)]
-            socks = [s.sock if webrtc else s for _b, s in subscribers]
+            subscribers, socks = await subscribe(app, room, fanout, webrtc, extensions)
             for sock in socks:
                 sock.setblocking(False)
             publisher, _sending = await _publisher(app, room, webrtc=False, ssrc=SSRC, extensions=extensions)
