@@ -64,12 +64,22 @@ PROBE_VERDICT = 3.0
 class SendHistory:
     """Send time and size of the last HISTORY packets, by transport-wide sequence number."""
 
-    __slots__ = ("_times", "_sizes", "_seqs")
+    __slots__ = ("_times", "_sizes", "_seqs", "_last")
 
     def __init__(self) -> None:
         self._times = array("d", bytes(8 * HISTORY))  # typed arrays: no object per entry
         self._sizes = array("i", bytes(4 * HISTORY))
         self._seqs = array("i", [-1]) * HISTORY
+        self._last = 0
+
+    def next(self, size: int, now: float) -> int:
+        """Hot path: the next transport-wide sequence number, for a packet of `size` bytes leaving `now`."""
+        seq = self._last = (self._last + 1) & 0xFFFF
+        slot = seq & (HISTORY - 1)
+        self._seqs[slot] = seq
+        self._times[slot] = now
+        self._sizes[slot] = size
+        return seq
 
     def sent(self, seq: int, now: float, size: int) -> None:
         """Hot path: packet `seq` (16 bits) of `size` bytes leaves at `now` (monotonic seconds)."""

@@ -71,8 +71,9 @@ class Transport(ABC):
         self.max_incoming_bitrate: int | None = None
         self._ssrc_table: dict[int, Producer] = {}
         self._consumer_by_ssrc: dict[int, Consumer] = {}
-        self._twcc_seq = 0
         self.estimator = BandwidthEstimator()
+        self.next_twcc_seq = self.estimator.history.next
+        """(size, now) -> the transport-wide sequence number of a packet leaving now, noted for the estimate."""
         self.prober = Prober(self)
         self.pacer: Pacer | None = None
         """Where video bursts wait: made (by transports that pace) once the receiver gave feedback
@@ -238,12 +239,6 @@ class Transport(ABC):
             return None
         self._ssrc_table[ssrc] = producer
         return producer
-
-    def next_twcc_seq(self, size: int, now: float) -> int:
-        """The transport-wide sequence number of a packet of `size` bytes leaving now, noted for the estimate."""
-        seq = self._twcc_seq = (self._twcc_seq + 1) & 0xFFFF
-        self.estimator.history.sent(seq, now, size)
-        return seq
 
     def receive_rtcp(self, buf: bytearray, length: int) -> None:
         """RTCP from the remote: reports and feedback reach their producer or consumer."""
