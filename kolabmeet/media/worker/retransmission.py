@@ -19,6 +19,7 @@ _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _SLOT_ROUND = 256  # slot bytearrays are sized in multiples of this
 _NO_PADDING = 0xDF  # clears the P bit
+_NEVER = float("-inf")
 
 
 class RetransmissionBuffer:
@@ -33,7 +34,7 @@ class RetransmissionBuffer:
         self._lengths = [0] * size
         self._seqs = [-1] * size  # -1: empty slot
         self._stored_at = [0.0] * size
-        self._resent_at = [float("-inf")] * size
+        self._resent_at = [_NEVER] * size
 
     def store(self, seq: int, packet: Buffer, now_ms: float) -> None:
         """Keep a copy of ``packet`` (all of it), sent as ``seq``."""
@@ -47,7 +48,7 @@ class RetransmissionBuffer:
         self._lengths[slot] = length
         self._seqs[slot] = seq
         self._stored_at[slot] = now_ms
-        self._resent_at[slot] = float("-inf")
+        self._resent_at[slot] = _NEVER
 
     def get(self, seq: int, now_ms: float) -> tuple[bytearray, int] | None:
         """(slot buffer, length) of packet ``seq``; None if never stored, overwritten or too old.
