@@ -217,7 +217,8 @@ async def one_run(fanout: int, rate: int, seconds: float, webrtc: bool, publishe
             stop.set()
             receiver.join()
             worker_drops = udp_drops({port for peer in server.rooms.get(room).peers.values()
-                                      for transport in peer.transports.values() for port in _ports(transport)})
+                                      for transport in peer.transports.values()
+                                      for port in transport_ports(transport)})
             generator_drops = udp_drops({sock.getsockname()[1] for sock in socks})
             for browser, _sock in (*subscribers, *sending):
                 await browser.close()
@@ -234,7 +235,7 @@ async def one_run(fanout: int, rate: int, seconds: float, webrtc: bool, publishe
             "generator_cpu_share": generator / wall, "worker_drops": worker_drops, "generator_drops": generator_drops}
 
 
-def _ports(transport: Any) -> list[int]:
+def transport_ports(transport: Any) -> list[int]:
     """The worker's local UDP ports of a transport (plain: RTP and RTCP; WebRTC: its candidates)."""
     if hasattr(transport, "ice_candidates"):
         return [c["port"] for c in transport.ice_candidates if c["protocol"] == "udp"]

@@ -1,15 +1,15 @@
 """Participants per core: a room where everyone sends a Kolab webcam and a mic and receives everyone.
 
-Over the server's real protocol (HTTP API, socket.io), N peers join one room as the Kolab
-client does (transports, join, produce). Each sends, over plain RTP from a load-generator
-process, what Chromium sends for the Kolab webcam and mic: two VP8 simulcast encodings
-(L1T3 at 15 frames/s, about 300 and 800 kbit/s: 3 and 6 packets a frame, browser header
-extensions, VP8 descriptors with PictureID/TL0PICIDX/TID), key frames of four times the size
-when the server asks (PLI/FIR) and at the start, and Opus at 50 packets/s. Every peer
-consumes every other's mic and webcam (the allocator gives each the high encoding). A
-receiver process counts every packet per stream (recvmmsg batches), sends the server RTCP
-receiver reports from what really arrived (so consumer scores mean something), and the
-worker processes' CPU is read over the window.
+Over the server's real protocol (HTTP API, socket.io), N peers join one room as the Kolab client
+does (transports, join, produce). Each sends, over plain RTP or (`--webrtc`) WebRTC transports with
+ICE, DTLS and SRTP, from a load-generator process, what Chromium sends for the Kolab webcam and mic:
+two VP8 simulcast encodings (L1T3 at 15 frames/s, about 300 and 800 kbit/s: 3 and 6 packets a frame,
+browser header extensions, VP8 descriptors with PictureID/TL0PICIDX/TID), key frames of four times
+the size when the server asks (PLI/FIR) and at the start, and Opus at 50 packets/s. Every peer
+consumes every other's mic and webcam (the allocator gives each the high encoding). A receiver
+process counts every packet per stream (recvmmsg batches), sends the server RTCP receiver reports
+from what really arrived (so consumer scores mean something), and the worker processes' CPU is read
+over the window.
 
 Reported per run: forwarded packets/s, worker CPU per forwarded packet and share of a core,
 loss seen by the receivers, datagrams dropped by the kernel (server's sockets and the
@@ -18,7 +18,7 @@ joining the loaded room, the time from its newConsumer ack to the first packet o
 consumer. A room passes when the busiest worker stays under 100 % of a core, loss < 0.1 %
 and every consumer scores 10.
 
-    python -m bench.participants --peers 16 20 24 --seconds 10 --runs 3 [--workers 2]
+    python -m bench.participants --peers 16 20 24 --seconds 10 --runs 3 [--workers 2] [--webrtc]
 
 With --workers 2 the room is split over two workers (ROUTER_SCALE_SIZE = N/2, producers
 piped across); the figure to compare with one worker is forwarded packets per worker CPU
@@ -37,16 +37,19 @@ import statistics
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import aiohttp
 import uvloop
 
-from bench.forwarding import worker_cpu_seconds
+from bench.forwarding import transport_ports, worker_cpu_seconds
 from bench.mmsg import Receiver, udp_drops
+from bench.webrtc_client import WebRtcClient
 from kolabmeet.app import Server
 from kolabmeet.media.capabilities import ABS_SEND_TIME, AUDIO_LEVEL, MID, TRANSPORT_WIDE_CC, router_rtp_capabilities
 from kolabmeet.media.worker import rtcp
+from kolabmeet.media.worker.dtls import SrtpKeys
+from kolabmeet.media.worker.srtp import PacketBuffer, SrtpSession
 from tests.helpers import Browser, KolabApp, make_config
 
 FPS = 15
@@ -62,15 +65,69 @@ _AUDIO_EXT = bytes.fromhex("bede0001" "1030" "a07f")  # MID "0", audio level (si
 _VIDEO_EXTENSIONS = [{"uri": MID, "id": 1}, {"uri": ABS_SEND_TIME, "id": 4}, {"uri": TRANSPORT_WIDE_CC, "id": 5}]
 _AUDIO_EXTENSIONS = [{"uri": MID, "id": 1}, {"uri": AUDIO_LEVEL, "id": 10}]
 _TIDS = (0, 2, 1, 2)
+CONSENT_INTERVAL = 10.0
+"""Seconds between two repeats of a WebRTC link's ICE check (the server's consent lasts 30 s)."""
 
 
 @dataclass
-class Sender:
-    """What one peer sends: its socket, the server's RTP and RTCP ports, its SSRCs."""
+class Link:
+    """One peer's socket towards one server transport: plain RTP, or WebRTC (SRTP with the DTLS keys,
+    rtcp-mux, the ICE check repeated to keep the server's consent). Its SRTP sessions are made by
+    `open` in the load-generator process that uses it."""
 
     sock: socket.socket
     rtp: tuple[str, int]
     rtcp: tuple[str, int]
+    keys: SrtpKeys | None = None
+    binding_request: bytes = b""
+    _out: SrtpSession | None = None
+    _in: SrtpSession | None = None
+    _buffer: PacketBuffer | None = None
+    _kept_alive: float = 0.0
+
+    def open(self) -> None:
+        self.sock.setblocking(False)
+        if self.keys is not None:
+            keys = self.keys
+            self._out = SrtpSession(keys.profile, keys.local_key, keys.local_salt, outbound=True)
+            self._in = SrtpSession(keys.profile, keys.remote_key, keys.remote_salt, outbound=False)
+            self._buffer = PacketBuffer()
+
+    def _protected(self, packet: bytes, rtcp_packet: bool) -> memoryview | bytes:
+        if self._out is None or self._buffer is None:
+            return packet
+        length = len(packet)
+        self._buffer.data[:length] = packet
+        protect = self._out.protect_rtcp if rtcp_packet else self._out.protect_rtp
+        return self._buffer.view[:protect(self._buffer, length)]
+
+    def send_rtp(self, packet: bytes) -> None:
+        self.sock.sendto(self._protected(packet, False), self.rtp)
+
+    def send_rtcp(self, packet: bytes) -> None:
+        self.sock.sendto(self._protected(packet, True), self.rtcp)
+
+    def rtcp_in(self, data: bytes) -> bytes | None:
+        """An RTCP datagram from the server as plain RTCP (None: not RTCP, or it did not authenticate)."""
+        if len(data) < 8 or not 192 <= data[1] <= 223:
+            return None
+        if self._in is None or self._buffer is None:
+            return data
+        self._buffer.data[:len(data)] = data
+        length = self._in.unprotect_rtcp(self._buffer, len(data))
+        return bytes(self._buffer.view[:length]) if length > 0 else None
+
+    def keep_alive(self, now: float) -> None:
+        if self.binding_request and now - self._kept_alive >= CONSENT_INTERVAL:
+            self._kept_alive = now
+            self.sock.sendto(self.binding_request, self.rtp)
+
+
+@dataclass
+class Sender:
+    """What one peer sends: the link to its sending transport and its SSRCs."""
+
+    link: Link
     audio_ssrc: int
     video_ssrcs: tuple[int, int]
     seq: list[int] = field(default_factory=lambda: [0, 0, 0])
@@ -104,14 +161,14 @@ def _send_frame(sender: Sender, layer: int, frame: int, now: float) -> None:
     sender.keyframe[layer] = False
     count = LAYERS[layer][0] * (KEYFRAME_FACTOR if key else 1)
     for index in range(count):
-        sender.sock.sendto(_video_packet(sender, layer, frame, index, count, key, now), sender.rtp)
+        sender.link.send_rtp(_video_packet(sender, layer, frame, index, count, key, now))
 
 
 def _send_audio(sender: Sender, number: int) -> None:
     seq = sender.seq[2]
     sender.seq[2] = (seq + 1) & 0xFFFF
     header = _HEADER.pack(0x90, OPUS_PT, seq, number * 960 & 0xFFFFFFFF, sender.audio_ssrc)
-    sender.sock.sendto(header + _AUDIO_EXT + bytes(AUDIO_SIZE - 12 - len(_AUDIO_EXT)), sender.rtp)
+    sender.link.send_rtp(header + _AUDIO_EXT + bytes(AUDIO_SIZE - 12 - len(_AUDIO_EXT)))
 
 
 def _read_keyframe_requests(senders: dict[int, Sender]) -> None:
@@ -120,8 +177,10 @@ def _read_keyframe_requests(senders: dict[int, Sender]) -> None:
     for fd in readable:
         sender = senders[fd]
         try:
-            data = sender.sock.recv(2048)
+            data = sender.link.rtcp_in(sender.link.sock.recv(2048))
         except BlockingIOError:
+            continue
+        if data is None:
             continue
         for pt, fmt, offset, _size in rtcp.iter_packets(data):
             if pt == 206 and fmt in (1, 4):
@@ -133,10 +192,10 @@ def _read_keyframe_requests(senders: dict[int, Sender]) -> None:
 
 def send(senders: list[Sender], stop: Any) -> None:
     """Load-generator process: every peer's webcam frames and mic packets on time, phases spread."""
-    by_fd = {s.sock.fileno(): s for s in senders}
+    by_fd = {s.link.sock.fileno(): s for s in senders}
     for s in senders:
-        s.sock.setblocking(False)
-        s.sock.sendto(rtcp.sender_report(s.audio_ssrc, rtcp.ntp_now(), 0, 0, 0, []), s.rtcp)
+        s.link.open()
+        s.link.send_rtcp(rtcp.sender_report(s.audio_ssrc, rtcp.ntp_now(), 0, 0, 0, []))
     start = time.monotonic()
     count = len(senders)
     frames = [0] * count
@@ -153,6 +212,7 @@ def send(senders: list[Sender], stop: Any) -> None:
             while (audio[i] + phase) * AUDIO_INTERVAL <= elapsed:
                 _send_audio(sender, audio[i])
                 audio[i] += 1
+            sender.link.keep_alive(now)
         _read_keyframe_requests(by_fd)
         time.sleep(0.002)
 
@@ -180,7 +240,7 @@ def _account(streams: dict[int, list[Any]], receiver: Receiver, count: int, now:
         stream[COUNT] += 1
 
 
-def _report(sock: socket.socket, target: tuple[str, int], streams: dict[int, list[Any]]) -> None:
+def _report(link: Link, streams: dict[int, list[Any]]) -> None:
     """Receiver reports from what arrived since the last one (31 blocks per packet)."""
     blocks = []
     for ssrc, stream in streams.items():
@@ -192,32 +252,39 @@ def _report(sock: socket.socket, target: tuple[str, int], streams: dict[int, lis
                                        stream[HIGHEST] & 0xFFFFFFFF, 0, 0, 0))
         stream[REPORT_HIGHEST], stream[REPORT_COUNT] = stream[HIGHEST], stream[COUNT]
     for start in range(0, len(blocks), 31):
-        sock.sendto(rtcp.receiver_report(0x5EC0 + start, blocks[start:start + 31]), target)
+        link.send_rtcp(rtcp.receiver_report(0x5EC0 + start, blocks[start:start + 31]))
 
 
-def receive(socks: list[socket.socket], targets: list[tuple[str, int] | None], delivered: Any, results: Any,
-            stop: Any) -> None:
-    """Receiver process: count every packet per stream (the running total in `delivered`), report back each
-    second where a target is known, send the per-stream totals at the end."""
+def receive(socks: list[socket.socket], links: list[Link | None], delivered: Any, results: Any, stop: Any,
+            last_ready: Any) -> None:
+    """Receiver process: count every packet per stream on each socket (the running total in `delivered`),
+    report back each second over its link where one is known, send the per-stream totals at the end.
+    The last socket is left alone until `last_ready` is set (its peer's ICE and DTLS answers are not
+    for this process)."""
     receiver = Receiver()
     streams: list[dict[int, list[Any]]] = [{} for _ in socks]
     for sock in socks:
         sock.setblocking(False)
+    for link in links:
+        if link is not None:
+            link.open()
     next_report = time.monotonic() + 1
     while not stop.is_set():
         # Polled every 2 ms rather than woken per datagram: each call then reads a burst.
-        for i, sock in enumerate(socks):
+        for i, sock in enumerate(socks if last_ready.is_set() else socks[:-1]):
             while count := receiver.receive(sock):
                 _account(streams[i], receiver, count, time.monotonic())
                 delivered.value += count
                 if count < receiver.batch:
                     break
         time.sleep(0.002)
-        if time.monotonic() >= next_report:
+        now = time.monotonic()
+        if now >= next_report:
             next_report += 1
-            for i, sock in enumerate(socks):
-                if targets[i] is not None:
-                    _report(sock, targets[i], streams[i])
+            for link, per in zip(links, streams):
+                if link is not None:
+                    _report(link, per)
+                    link.keep_alive(now)
     results.send([{ssrc: (s[COUNT], s[HIGHEST] - s[FIRST] + 1, s[FIRST_ARRIVAL]) for ssrc, s in per.items()}
                   for per in streams])
     results.send(resource.getrusage(resource.RUSAGE_SELF))
@@ -230,36 +297,72 @@ def _socket() -> socket.socket:
     return sock
 
 
-async def join_peer(app: KolabApp, room: str, number: int, recv_sock: socket.socket,
-                    acks: dict[int, float] | None = None) -> tuple[Browser, Sender, tuple[str, int]]:
-    """A peer as the Kolab client joins (transports, join, produce); its sender and the server's RTCP port."""
+@dataclass
+class Prepared:
+    """A peer before it connects: its browser and the socket it will receive on (made before the load
+    generator's processes fork, so that they have it)."""
+
+    browser: Browser
+    recv_sock: socket.socket
+    recv_client: WebRtcClient | None
+
+
+async def prepare_peer(app: KolabApp, room: str, webrtc: bool) -> Prepared:
     browser = Browser((await app.connection(room, 3))["token"])
+    if webrtc:
+        client = WebRtcClient(browser)
+        return Prepared(browser, client.sock, client)
+    return Prepared(browser, _socket(), None)
+
+
+async def _transports(peer: Prepared, receiving: Callable[[], None]) -> tuple[Link, Link, str]:
+    """The receiving and the sending transport, made and connected as the Kolab client does before it
+    joins (`receiving` told once the first is connected): the links to them, and the sending one's id."""
+    browser, local = peer.browser, "127.0.0.1"
+    if peer.recv_client is not None:
+        client = peer.recv_client
+        keys = await client.connect(producing=False)
+        recv = Link(client.sock, client.address, client.address, keys, client.binding_request)
+        receiving()
+        sending = WebRtcClient(browser)
+        keys = await sending.connect(producing=True)
+        return recv, Link(sending.sock, sending.address, sending.address, keys, sending.binding_request), \
+            sending.transport_id
+    consuming = await browser.ok("createPlainTransport", {"producing": False, "consuming": True})
+    port = peer.recv_sock.getsockname()[1]
+    await browser.ok("connectPlainTransport", {"transportId": consuming["id"], "ip": local,
+                                               "port": port, "rtcpPort": port})
+    producing = await browser.ok("createPlainTransport", {"producing": True, "consuming": False})
+    recv = Link(peer.recv_sock, (local, consuming["port"]), (local, consuming["rtcpPort"]))
+    receiving()
+    return recv, Link(_socket(), (local, producing["port"]), (local, producing["rtcpPort"])), producing["id"]
+
+
+async def join_peer(peer: Prepared, number: int, acks: dict[int, float] | None = None,
+                    receiving: Callable[[], None] = lambda: None) -> tuple[Sender, Link]:
+    """A peer as the Kolab client joins (transports, join, produce mic and webcam); its sender and the
+    link of its receiving transport (`receiving` told once that is connected)."""
+    browser = peer.browser
     if acks is not None:
         browser.answer_request = lambda request: _ack_time(request, acks)
     await browser.connect()
-    consuming = await browser.ok("createPlainTransport", {"producing": False, "consuming": True})
-    port = recv_sock.getsockname()[1]
-    await browser.ok("connectPlainTransport", {"transportId": consuming["id"], "ip": "127.0.0.1",
-                                               "port": port, "rtcpPort": port})
-    producing = await browser.ok("createPlainTransport", {"producing": True, "consuming": False})
+    recv, send_link, transport_id = await _transports(peer, receiving)
     await browser.ok("join", {"nickname": f"peer{number}", "rtpCapabilities": router_rtp_capabilities()})
     base = 0x10000000 * (number % 15 + 1) + number * 16
-    sender = Sender(_socket(), ("127.0.0.1", producing["port"]), ("127.0.0.1", producing["rtcpPort"]),
-                    base, (base + 1, base + 2))
-    await browser.ok("produce", {"transportId": producing["id"], "kind": "audio", "appData": {"source": "mic"},
+    await browser.ok("produce", {"transportId": transport_id, "kind": "audio", "appData": {"source": "mic"},
                                  "rtpParameters": {
                                      "codecs": [{"mimeType": "audio/opus", "payloadType": OPUS_PT,
                                                  "clockRate": 48000, "channels": 2}],
                                      "encodings": [{"ssrc": base}], "headerExtensions": _AUDIO_EXTENSIONS,
                                      "mid": "0", "rtcp": {"cname": f"peer{number}"}}})
-    await browser.ok("produce", {"transportId": producing["id"], "kind": "video", "appData": {"source": "webcam"},
+    await browser.ok("produce", {"transportId": transport_id, "kind": "video", "appData": {"source": "webcam"},
                                  "rtpParameters": {
                                      "codecs": [{"mimeType": "video/VP8", "payloadType": VP8_PT, "clockRate": 90000}],
                                      "encodings": [{"ssrc": base + 1, "scalabilityMode": "L1T3"},
                                                    {"ssrc": base + 2, "scalabilityMode": "L1T3"}],
                                      "headerExtensions": _VIDEO_EXTENSIONS, "mid": "1",
                                      "rtcp": {"cname": f"peer{number}"}}})
-    return browser, sender, ("127.0.0.1", consuming["rtcpPort"])
+    return Sender(send_link, base, (base + 1, base + 2)), recv
 
 
 def _ack_time(request: dict[str, Any], acks: dict[int, float]) -> None:
@@ -281,32 +384,26 @@ def _cpu(pids: list[int]) -> list[float]:
     return [sum(worker_cpu_seconds(pid)) for pid in pids]
 
 
-async def _join_all(app: KolabApp, room: str, socks: list[socket.socket]) -> tuple[list[Browser], list[Sender],
-                                                                             list[tuple[str, int] | None]]:
-    browsers, senders, targets = [], [], []
-    for i, sock in enumerate(socks):
-        browser, sender, target = await join_peer(app, room, i, sock)
-        browsers.append(browser)
+async def _join_all(peers: list[Prepared]) -> tuple[list[Sender], list[Link | None]]:
+    senders, links = [], []
+    for number, peer in enumerate(peers):
+        sender, link = await join_peer(peer, number)
         senders.append(sender)
-        targets.append(target)
-    return browsers, senders, targets
+        links.append(link)
+    return senders, links
 
 
 def _server_ports(server: Server, room: str) -> set[int]:
-    ports = set()
-    for peer in server.rooms.get(room).peers.values():
-        for transport in peer.transports.values():
-            ports.add(transport.tuple["localPort"])
-            if transport.rtcp_tuple:
-                ports.add(transport.rtcp_tuple["localPort"])
-    return ports
+    return {port for peer in server.rooms.get(room).peers.values() for transport in peer.transports.values()
+            for port in transport_ports(transport)}
 
 
-async def one_run(peers: int, seconds: float, workers: int) -> dict[str, Any]:
+async def one_run(peers: int, seconds: float, workers: int, webrtc: bool = False) -> dict[str, Any]:
     server = Server(make_config(num_workers=workers, router_scale_size=-(-peers // workers)))
     await server.start()
     ctx = multiprocessing.get_context("fork")
     stop_send, stop_receive, delivered = ctx.Event(), ctx.Event(), ctx.Value("q", 0, lock=False)
+    newcomer_receiving = ctx.Event()
     results_out, results_in = ctx.Pipe()
     children: list[Any] = []
     browsers: list[Browser] = []
@@ -314,10 +411,12 @@ async def one_run(peers: int, seconds: float, workers: int) -> dict[str, Any]:
         async with aiohttp.ClientSession() as http:
             app = KolabApp(server, http)
             room = await app.create_room()
-            recv_socks = [_socket() for _ in range(peers + 1)]  # the last one is the newcomer's
-            browsers, senders, targets = await _join_all(app, room, recv_socks[:peers])
-            receiver = ctx.Process(target=receive, args=(recv_socks, targets + [None], delivered, results_out,
-                                                          stop_receive))
+            prepared = [await prepare_peer(app, room, webrtc) for _ in range(peers + 1)]  # the last: the newcomer
+            browsers = [peer.browser for peer in prepared]
+            recv_socks = [peer.recv_sock for peer in prepared]
+            senders, links = await _join_all(prepared[:peers])
+            receiver = ctx.Process(target=receive, args=(recv_socks, links + [None], delivered, results_out,
+                                                          stop_receive, newcomer_receiving))
             children = [receiver, ctx.Process(target=send, args=(senders, stop_send))]
             for child in children:
                 child.start()
@@ -331,7 +430,7 @@ async def one_run(peers: int, seconds: float, workers: int) -> dict[str, Any]:
             wall = time.perf_counter() - wall_before
             packets_after, lowest_score = await _worker_totals(server)
             acks: dict[int, float] = {}
-            browsers.append((await join_peer(app, room, peers, recv_socks[peers], acks))[0])
+            await join_peer(prepared[peers], peers, acks, newcomer_receiving.set)
             await asyncio.sleep(3.0)
             server_ports = _server_ports(server, room)
             workers_used = len({router.worker for router in server.rooms.get(room).live_routers()})
@@ -384,9 +483,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--webrtc", action="store_true", help="WebRTC transports (ICE, DTLS, SRTP) as browsers use")
     args = parser.parse_args()
     for peers in args.peers:
-        results = [uvloop.run(one_run(peers, args.seconds, args.workers)) for _ in range(args.runs)]
+        results = [uvloop.run(one_run(peers, args.seconds, args.workers, args.webrtc)) for _ in range(args.runs)]
         for result in results:
             print("run: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                       for k, v in result.items()), flush=True)
@@ -394,8 +494,10 @@ def main() -> None:
                   ("delivered_per_s", "us_per_delivered", "busiest_worker_share", "loss", "generator_share",
                    "first_video_ms_median")}
         verdict = "carried" if sum(passes(r) for r in results) * 2 > len(results) else "NOT carried"
-        print(f"{peers} peers on {args.workers} worker(s): {verdict} in {sum(map(passes, results))}/{len(results)}"
-              f" runs; medians: {median['delivered_per_s']:,.0f} packets/s delivered to peers,"
+        kind = "WebRTC" if args.webrtc else "plain RTP"
+        print(f"{peers} peers ({kind}) on {args.workers} worker(s): {verdict} in"
+              f" {sum(map(passes, results))}/{len(results)} runs; medians:"
+              f" {median['delivered_per_s']:,.0f} packets/s delivered to peers,"
               f" {median['us_per_delivered']:.2f} µs of worker CPU per delivered packet,"
               f" busiest worker {median['busiest_worker_share']:.0%} of a core, loss {median['loss']:.3%},"
               f" generator {median['generator_share']:.0%} of a core,"

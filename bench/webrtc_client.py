@@ -30,6 +30,8 @@ class WebRtcClient:
         self.transport_id = ""
         self.dtls: DtlsSession | None = None
         self._stun: asyncio.Future[None] | None = None
+        self.binding_request = b""
+        """The ICE check it made: sent again now and then, it keeps the server's consent (30 s) alive."""
 
     async def connect(self, producing: bool) -> SrtpKeys:
         """createWebRtcTransport, an ICE check with USE-CANDIDATE, connect as DTLS client; the SRTP keys."""
@@ -52,7 +54,8 @@ class WebRtcClient:
                                    "ICE-CONTROLLING": 1, "USE-CANDIDATE": None})
         request.add_message_integrity(params["password"].encode())
         self._stun = asyncio.get_running_loop().create_future()
-        self.sock.sendto(bytes(request), self.address)
+        self.binding_request = bytes(request)
+        self.sock.sendto(self.binding_request, self.address)
         await asyncio.wait_for(self._stun, 5)
 
     async def _handshake(self, fingerprint: dict[str, str]) -> SrtpKeys:

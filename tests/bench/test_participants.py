@@ -1,4 +1,4 @@
-"""The participants bench at a small size: a room over two workers where everyone receives everyone."""
+"""The participants bench at a small size: rooms where everyone receives everyone (over two workers; over WebRTC)."""
 
 from __future__ import annotations
 
@@ -13,4 +13,13 @@ async def test_a_room_over_two_workers_carries_everyone_to_everyone() -> None:
     assert result["delivered_per_s"] > 0.9 * 4 * 3 * (50 + 90), "every mic at 50 and high layer at 90 packets/s"
     assert result["first_video_consumers"] == result["newcomer_video_consumers"] == 4
     assert result["first_video_ms_max"] < 1000
+    assert passes(result)
+
+
+async def test_a_webrtc_room_carries_everyone_to_everyone() -> None:
+    """As browsers connect (ICE, DTLS, SRTP both ways); the receivers' reports go back as SRTCP."""
+    result = await one_run(peers=3, seconds=1.0, workers=1, webrtc=True)
+    assert result["fewest_streams_received"] == 4
+    assert result["loss"] == 0 and result["lowest_score"] == 10
+    assert result["first_video_consumers"] == result["newcomer_video_consumers"] == 3
     assert passes(result)
