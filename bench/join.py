@@ -6,7 +6,8 @@ that its memory is its own. Peers join one room as the Kolab web client does
 receive WebRTC transport, join, a send WebRTC transport), one after another or,
 with --concurrent, all at once. Reported per run and as medians over the runs:
 the p50 and p95 of the time from socket connect to the end of the last request,
-and the resident memory the control process and the worker gain per joined peer.
+and the resident memory the control process and the worker gain per joined peer, and the CPU time
+per join of the control process, the worker and the bench's own clients.
 
     python -m bench.join --peers 50 --runs 3 [--concurrent]
 """
@@ -25,6 +26,7 @@ from types import SimpleNamespace
 import aiohttp
 import uvloop
 
+from bench.forwarding import worker_cpu_seconds
 from kolabmeet.media.capabilities import router_rtp_capabilities
 from tests.helpers import TOKEN, Browser, KolabApp, free_port
 
@@ -65,12 +67,14 @@ async def one_run(peers: int, concurrent: bool) -> dict[str, float]:
             browsers.append(first)
             worker = _children(server.pid)[0]
             control_before, worker_before = rss_kib(server.pid), rss_kib(worker)
+            cpu_before = [sum(worker_cpu_seconds(pid)) for pid in (server.pid, worker)] + [time.process_time()]
             if concurrent:
                 joined = await asyncio.gather(*(join_one(app, room) for _ in range(peers)))
             else:
                 joined = [await join_one(app, room) for _ in range(peers)]
             browsers += [browser for browser, _latency in joined]
             latencies = sorted(latency for _browser, latency in joined)
+            cpu_after = [sum(worker_cpu_seconds(pid)) for pid in (server.pid, worker)] + [time.process_time()]
             await asyncio.sleep(0.5)
             control_after, worker_after = rss_kib(server.pid), rss_kib(worker)
             for browser in browsers:
@@ -81,7 +85,9 @@ async def one_run(peers: int, concurrent: bool) -> dict[str, float]:
     return {"join_p50_ms": latencies[len(latencies) // 2] * 1000,
             "join_p95_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))] * 1000,
             "control_kib_per_peer": (control_after - control_before) / peers,
-            "worker_kib_per_peer": (worker_after - worker_before) / peers}
+            "worker_kib_per_peer": (worker_after - worker_before) / peers,
+            **{f"{name}_cpu_ms_per_join": (after - before) / peers * 1000
+               for name, before, after in zip(("control", "worker", "clients"), cpu_before, cpu_after)}}
 
 
 async def _wait_listening(http: aiohttp.ClientSession, port: int) -> None:
