@@ -75,10 +75,7 @@ class SendHistory:
     def next(self, size: int, now: float) -> int:
         """Hot path: the next transport-wide sequence number, for a packet of `size` bytes leaving `now`."""
         seq = self._last = (self._last + 1) & 0xFFFF
-        slot = seq & (HISTORY - 1)
-        self._seqs[slot] = seq
-        self._times[slot] = now
-        self._sizes[slot] = size
+        self.sent(seq, now, size)
         return seq
 
     def sent(self, seq: int, now: float, size: int) -> None:

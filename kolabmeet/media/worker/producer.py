@@ -81,8 +81,8 @@ class Producer:
         self._media = self._media_codec()
         self._is_video = self.kind == "video"
         self._is_vp8 = self._media["mimeType"].lower() == "video/vp8"
-        self._slots: tuple[tuple[int, int], ...] = ()
-        self._needs = (False, False, False)  # MID, abs-send-time, transport-wide number: a consumer writes it
+        self._slots: tuple[tuple[int, int] | None, ...] = (None, None, None)
+        """_SLOTS, None where no consumer writes that element."""
         self._wanted = _WANTED[self.kind]
         self._level_sum = self._level_count = 0
         self._is_keyframe = KEYFRAME_DETECTORS.get(self._media["mimeType"].lower()) if self.kind == "video" else None
@@ -234,11 +234,10 @@ class Producer:
         if third_at > 0 and not self._is_video:
             self._level_sum += buf[third_at] & 0x7F
             self._level_count += 1
-        need_mid, need_abs, need_twcc = self._needs
-        if ((need_mid and (mid_at < 0 or extension_size(buf, mid_at) != MID_SLOT)) or (need_abs and abs_at < 0)
-                or (need_twcc and twcc_at < 0)):
-            found = tuple(at for at, need in zip((mid_at, abs_at, twcc_at), self._needs) if need)
-            grown = add_extension_slots(buf, length, self._slots, found, len(buf) - 64)
+        mid_slot, abs_slot, twcc_slot = slots = self._slots
+        if ((mid_slot and (mid_at < 0 or extension_size(buf, mid_at) != MID_SLOT)) or (abs_slot and abs_at < 0)
+                or (twcc_slot and twcc_at < 0)):
+            grown = add_extension_slots(buf, length, slots, (mid_at, abs_at, twcc_at), len(buf) - 64)
             if grown > 0:
                 length = grown
                 view = memoryview(buf)[:length]
@@ -335,8 +334,7 @@ class Producer:
         written = {ext_id for consumer in self.consumers for ext_id in consumer.written_extensions}
         if self.kind == "audio":
             written.discard(_TWCC_ID)  # the third offset of an audio packet is its audio level
-        self._needs = tuple(slot_id in written for slot_id, _size in _SLOTS)
-        self._slots = tuple(slot for slot, need in zip(_SLOTS, self._needs) if need)
+        self._slots = tuple(slot if slot[0] in written else None for slot in _SLOTS)
 
     def pause(self) -> None:
         if self.paused:

@@ -183,15 +183,15 @@ def _slot_element(xid: int, size: int, kind: int) -> bytes:
     return element
 
 
-def add_extension_slots(buf: bytearray, length: int, slots: tuple[tuple[int, int], ...],
+def add_extension_slots(buf: bytearray, length: int, slots: tuple[tuple[int, int] | None, ...],
                         found_at: tuple[int, ...], capacity: int) -> int:
     """Give the packet an element ``(id, size)`` for each slot it lacks, to be filled in by the forwarder.
 
-    ``found_at`` holds each slot's value offset as :func:`map_extensions` found it
-    (-1: absent). Missing elements are added, zeroed, at the start of the block (a
-    one-byte block is made if there is none); one of another size is blanked into
-    padding and added anew. The rest of the block and the payload move up. Returns
-    the new length, or -1 when the packet is malformed or would outgrow ``capacity``.
+    ``found_at`` holds each slot's value offset as :func:`map_extensions` found it (-1: absent); a slot
+    of None is skipped, whatever was found for it. Missing elements are added, zeroed, at the start of
+    the block (a one-byte block is made if there is none); one of another size is blanked into padding
+    and added anew. The rest of the block and the payload move up. Returns the new length, or -1 when
+    the packet is malformed or would outgrow ``capacity``.
     """
     head = _csrc_end(buf, length)
     if head < 0:
@@ -206,7 +206,10 @@ def add_extension_slots(buf: bytearray, length: int, slots: tuple[tuple[int, int
             profile, kind, start = ONE_BYTE_PROFILE, 1, end
     prefix = b""
     blanks = []
-    for (xid, size), at in zip(slots, found_at):
+    for slot, at in zip(slots, found_at):
+        if slot is None:
+            continue
+        xid, size = slot
         if at >= 0:
             have = extension_size(buf, at)
             if have == size:

@@ -313,6 +313,16 @@ def test_slots_give_a_mid_of_full_size_and_keep_the_rest() -> None:
     assert len(_elements_of(buf, n)) == 3, "the short MID became padding"
 
 
+def test_a_slot_of_none_is_left_as_the_sender_sent_it() -> None:
+    buf = bytearray(ONE_BYTE) + bytearray(200)
+    found = map_extensions(buf, len(ONE_BYTE), None, (4, 2, 3))
+    assert add_extension_slots(buf, len(ONE_BYTE), (None, None, None), found, len(buf)) == len(ONE_BYTE)
+    assert bytes(buf[:len(ONE_BYTE)]) == ONE_BYTE, "no slot wanted: the packet is as it came"
+    n = add_extension_slots(buf, len(ONE_BYTE), (None, (2, 3), (5, 2)), found[:2] + (-1,), len(buf))
+    assert n == len(ONE_BYTE) + 4, "only the missing element (id 5) was added"
+    assert find_extension(buf, n, 4)[1] == 1, "the 1-byte MID stays: no consumer writes one"
+
+
 def _elements_of(buf: bytearray, n: int) -> list[int]:
     return [xid for xid in range(1, 15) if find_extension(buf, n, xid)[0] >= 0]
 
