@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench.participants import one_run, passes
 
 
@@ -16,8 +18,13 @@ async def test_a_room_over_two_workers_carries_everyone_to_everyone() -> None:
     assert passes(result)
 
 
-async def test_a_webrtc_room_carries_everyone_to_everyone() -> None:
-    """As browsers connect (ICE, DTLS, SRTP both ways); the receivers' reports go back as SRTCP."""
+@pytest.mark.parametrize("send_path", ["compiled", "pure"])
+async def test_a_webrtc_room_carries_everyone_to_everyone(send_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As browsers connect (ICE, DTLS, SRTP both ways); the receivers' reports go back as SRTCP.
+
+    Once with each twin of the send step (the workers are new processes: they read the variable)."""
+    if send_path == "pure":
+        monkeypatch.setenv("KOLABMEET_NO_EXTENSIONS", "1")
     result = await one_run(peers=3, seconds=1.0, workers=1, webrtc=True)
     assert result["fewest_streams_received"] == 4
     assert result["loss"] == 0 and result["lowest_score"] == 10

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from kolabmeet.media.errors import MediaError
 from kolabmeet.media.worker.rtp import rewrite_extension_ids
+from kolabmeet.media.worker.send import Sender, UdpSender
 from kolabmeet.media.worker.transport import RECV_BUFFER, SEND, Notify, Transport
 from kolabmeet.media.worker.udp import bind_udp
 
@@ -39,6 +40,7 @@ class PlainTransport(Transport):
                 raise
         self.remote: Address | None = None
         self.rtcp_remote: Address | None = None
+        self._sender: Sender | None = None
         loop = asyncio.get_running_loop()
         loop.add_reader(self.rtp_sock.fileno(), self._on_readable, self.rtp_sock, False)
         if self.rtcp_sock is not None:
@@ -74,6 +76,7 @@ class PlainTransport(Transport):
                 self.notify(self.id, "rtcptuple", {"rtcpTuple": self._tuple(self.rtcp_sock, self.rtcp_remote)})
             return
         if self.remote is None:
+            self._sender = UdpSender(self.rtp_sock, address[:2])
             self.remote = address[:2]
             if self.rtcp_mux:
                 self.rtcp_remote = self.remote
@@ -88,6 +91,10 @@ class PlainTransport(Transport):
         ip, port = data.get("ip"), data.get("port")
         if not isinstance(ip, str) or not isinstance(port, int) or not 0 < port < 65536:
             raise MediaError("connect needs ip (string) and port (1-65535)")
+        try:
+            self._sender = UdpSender(self.rtp_sock, (ip, port))
+        except ValueError:
+            raise MediaError(f"connect needs a numeric {self._family_name} address as ip, not {ip!r}") from None
         self.remote = (ip, port)
         rtcp_port = data.get("rtcpPort")
         if self.rtcp_mux:
@@ -101,6 +108,10 @@ class PlainTransport(Transport):
     def can_send(self) -> bool:
         return self.remote is not None and not self.closed
 
+    @property
+    def _family_name(self) -> str:
+        return "IPv6" if self.rtp_sock.family == socket.AF_INET6 else "IPv4"
+
     def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1,
                  paced: bool = True, now: float = 0.0, twcc_seq: int = -1) -> bool:
         """Sent from the shared buffer as it is, or from a copy when extension ids must change."""
@@ -109,9 +120,8 @@ class PlainTransport(Transport):
             SEND.data[:length] = view
             rewrite_extension_ids(SEND.data, length, ext_map)
             view = SEND.view[:length]
-        try:
-            self.rtp_sock.sendto(view, self.remote)
-        except OSError:
+        sender = self._sender
+        if sender is None or not sender.send(view):
             return False
         self.bytes_sent += len(view)
         return True

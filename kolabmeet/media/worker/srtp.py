@@ -44,6 +44,13 @@ _LIBSRTP_PROFILES = {
     "AES_CM_128_HMAC_SHA1_32": lib.srtp_profile_aes128_cm_sha1_32,
 }
 
+_RTP_TRAILERS = {
+    "AEAD_AES_256_GCM": 16,
+    "AEAD_AES_128_GCM": 16,
+    "AES_CM_128_HMAC_SHA1_80": 10,
+    "AES_CM_128_HMAC_SHA1_32": 4,
+}
+
 # Module globals: one dict lookup each on the hot path.
 _protect = lib.srtp_protect
 _unprotect = lib.srtp_unprotect
@@ -97,10 +104,12 @@ class SrtpSession:
     of :data:`REPLAY_WINDOW` packets.
     """
 
-    __slots__ = ("profile", "outbound", "_ctx", "_len", "_key", "_rtcp_buf", "__weakref__")
+    __slots__ = ("profile", "outbound", "trailer", "ctx_address", "_ctx", "_len", "_key", "_rtcp_buf", "__weakref__")
 
     def __init__(self, profile: str, key: bytes, salt: bytes, outbound: bool) -> None:
         self._ctx = None  # so close()/__del__ work if __init__ fails below
+        self.ctx_address = 0
+        """The libsrtp session's address for the compiled send path (send.py); 0 once closed."""
         srtp_profile = _LIBSRTP_PROFILES.get(profile)
         if srtp_profile is None:
             raise SrtpError(f"unsupported SRTP profile {profile!r}")
@@ -132,10 +141,13 @@ class SrtpSession:
         ctx_p = ffi.new("srtp_t *")
         _check(lib.srtp_create(ctx_p, policy))
         self._ctx = ctx_p[0]
+        self.ctx_address = int(ffi.cast("uintptr_t", self._ctx))
         self._len = ffi.new("int *")
         self._rtcp_buf: PacketBuffer | None = None
         self.profile = profile
         self.outbound = outbound
+        self.trailer = _RTP_TRAILERS[profile]
+        """Bytes a protect adds to an RTP packet."""
 
     # -- hot path: in place, ints only, never raises ------------------------------
 
@@ -203,6 +215,7 @@ class SrtpSession:
         if ctx is None:
             return
         self._ctx = None
+        self.ctx_address = 0
         lib.srtp_dealloc(ctx)
         ffi.memmove(self._key, bytes(len(self._key)), len(self._key))
 

@@ -7,6 +7,8 @@ import socket
 import struct
 from typing import Any
 
+from kolabmeet.media.worker.send import Sender, UdpSender
+
 _FRAME = struct.Struct("!H")
 TCP_HIGH_WATER = 256 * 1024
 
@@ -15,6 +17,8 @@ class _Tuple:
     """Local and remote address of a tuple, as mediasoup describes them."""
 
     protocol = ""
+    sender: Sender | None = None
+    """Sends RTP the fast way (UDP tuples only)."""
 
     def __init__(self, address: tuple[str, int], local: tuple[str, int]) -> None:
         self.address = address
@@ -32,16 +36,12 @@ class UdpTuple(_Tuple):
 
     def __init__(self, sock: socket.socket, address: tuple[str, int], local: tuple[str, int]) -> None:
         super().__init__(address, local)
-        self.sock = sock
+        self.sender = UdpSender(sock, address)
         self.key: Any = address
 
     def send(self, data: Any, droppable: bool = False) -> bool:
         """Send one datagram; one that would block is dropped, as a router does."""
-        try:
-            self.sock.sendto(data, self.address)
-        except OSError:
-            return False
-        return True
+        return self.sender.send(data)
 
     def close(self) -> None:
         """Nothing to close: the socket is shared."""

@@ -9,7 +9,7 @@ from kolabmeet.media.errors import MediaError
 from kolabmeet.media.worker.dtls import DtlsCertificate, DtlsSession, SrtpKeys
 from kolabmeet.media.worker.ice import IceLite
 from kolabmeet.media.worker.pacer import Pacer
-from kolabmeet.media.worker.rtp import rewrite_extension_ids
+from kolabmeet.media.worker.send import protect_into
 from kolabmeet.media.worker.srtp import SrtpSession
 from kolabmeet.media.worker.transport import RECV, SEND, Notify, Transport
 from kolabmeet.media.worker.tuple import Tuple
@@ -119,21 +119,23 @@ class WebRtcTransport(Transport):
         srtp, tuple_ = self._srtp_out, self._tuple
         if srtp is None or tuple_ is None:
             return False
-        length = len(view)
-        SEND.data[:length] = view
-        if ext_map is not None and view[0] & 0x10:
-            rewrite_extension_ids(SEND.data, length, ext_map)
-        length = srtp.protect_rtp(SEND, length)
-        if length < 0:
-            return False
         video = priority < 255
         pacer = self.pacer
-        if video and paced and pacer is not None and not pacer.clear_to_send(length, now or time.monotonic()):
-            pacer.hold(SEND.view[:length], twcc_seq, video)
-            self.bytes_sent += length
-            return True
-        if not tuple_.send(SEND.view[:length], video):
-            return False
+        held = video and paced and pacer is not None and not pacer.clear_to_send(len(view) + srtp.trailer,
+                                                                                 now or time.monotonic())
+        sender = tuple_.sender
+        if sender is not None and not held:
+            length = sender.send_srtp(srtp, SEND, view, ext_map)
+            if length < 0:
+                return False
+        else:
+            length = protect_into(srtp, SEND, view, ext_map)
+            if length < 0:
+                return False
+            if held:
+                pacer.hold(SEND.view[:length], twcc_seq, video)
+            elif not tuple_.send(SEND.view[:length], video):
+                return False
         self.bytes_sent += length
         return True
 

@@ -1,0 +1,328 @@
+/* The compiled twin of kolabmeet/media/worker/send.py: the same functions, the same results.
+ *
+ * The last step of sending an RTP packet to a UDP peer (copy into the send buffer, map the
+ * header extension ids, SRTP protect in place, sendto) in one call, without the Python
+ * calls, argument parsing and address conversion of the pure-Python path. libsrtp is
+ * reached through the function pointer pylibsrtp's cffi binding exports (see use_srtp),
+ * so nothing is linked here but Python itself.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define MAX_TRAILER (16 + 4) /* as srtp.MAX_TRAILER */
+#define ONE_BYTE_PROFILE 0xBEDE
+#define TWO_BYTE_PROFILE 0x1000
+
+typedef int (*protect_fn)(void *ctx, void *rtp, int *len);
+
+static protect_fn srtp_protect_fn = NULL;
+static PyObject *str_ctx_address, *str_data;
+
+/* rtp.rewrite_extension_ids: every element id mapped through id_map (256 bytes); a mapped id
+ * of 0 (or, one-byte form, above 14) turns the element into zero padding. */
+static void rewrite_extension_ids(unsigned char *buf, Py_ssize_t length, const unsigned char *id_map)
+{
+    Py_ssize_t pos, end;
+    int profile, kind;
+
+    if (length < 12 || buf[0] >> 6 != 2 || !(buf[0] & 0x10))
+        return;
+    pos = 12 + 4 * (buf[0] & 0x0F);
+    if (pos + 4 > length)
+        return;
+    profile = (buf[pos] << 8) | buf[pos + 1];
+    end = pos + 4 + 4 * ((buf[pos + 2] << 8) | buf[pos + 3]);
+    if (end > length)
+        return;
+    pos += 4;
+    if (profile == ONE_BYTE_PROFILE)
+        kind = 1;
+    else if ((profile & 0xFFF0) == TWO_BYTE_PROFILE)
+        kind = 2;
+    else
+        return;
+    while (pos < end) {
+        unsigned char b = buf[pos], new_id;
+        Py_ssize_t stop;
+        if (b == 0) {
+            pos++;
+            continue;
+        }
+        if (kind == 1) {
+            if (b >> 4 == 15)
+                break;
+            stop = pos + 2 + (b & 0x0F);
+        } else {
+            if (pos + 2 > end)
+                break;
+            stop = pos + 2 + buf[pos + 1];
+        }
+        if (stop > end)
+            break;
+        new_id = id_map[kind == 1 ? b >> 4 : b];
+        if (new_id == 0 || (kind == 1 && new_id > 14))
+            memset(buf + pos, 0, (size_t)(stop - pos));
+        else
+            buf[pos] = kind == 1 ? (unsigned char)((new_id << 4) | (b & 0x0F)) : new_id;
+        pos = stop;
+    }
+}
+
+static PyObject *wrong_arguments(const char *name)
+{
+    PyErr_Format(PyExc_TypeError, "%s() takes session, out, packet and ext_map", name);
+    return NULL;
+}
+
+/* send.protect_into; also hands back where the protected packet is. */
+static Py_ssize_t protect(PyObject *session, PyObject *out, PyObject *packet, PyObject *ext_map,
+                          unsigned char **where)
+{
+    PyObject *address, *data;
+    void *ctx;
+    Py_buffer view, map;
+    Py_ssize_t length;
+    unsigned char *buf;
+    int n;
+
+    address = PyObject_GetAttr(session, str_ctx_address);
+    if (address == NULL)
+        return -3;
+    ctx = PyLong_AsVoidPtr(address);
+    Py_DECREF(address);
+    if (ctx == NULL)
+        return PyErr_Occurred() ? -3 : -1;
+    data = PyObject_GetAttr(out, str_data);
+    if (data == NULL)
+        return -3;
+    if (!PyByteArray_Check(data)) {
+        Py_DECREF(data);
+        PyErr_SetString(PyExc_TypeError, "out.data must be a bytearray");
+        return -3;
+    }
+    buf = (unsigned char *)PyByteArray_AS_STRING(data);
+    length = PyByteArray_GET_SIZE(data) - MAX_TRAILER;
+    Py_DECREF(data); /* out keeps it (and its export) alive */
+    if (PyObject_GetBuffer(packet, &view, PyBUF_SIMPLE) < 0)
+        return -3;
+    if (view.len > length || view.len > INT_MAX - MAX_TRAILER) {
+        PyBuffer_Release(&view);
+        return -1;
+    }
+    length = view.len;
+    memcpy(buf, view.buf, (size_t)length);
+    PyBuffer_Release(&view);
+    if (ext_map != Py_None && length > 0 && buf[0] & 0x10) {
+        if (PyObject_GetBuffer(ext_map, &map, PyBUF_SIMPLE) < 0)
+            return -3;
+        if (map.len < 256) {
+            PyBuffer_Release(&map);
+            PyErr_SetString(PyExc_ValueError, "ext_map must have 256 bytes");
+            return -3;
+        }
+        rewrite_extension_ids(buf, length, map.buf);
+        PyBuffer_Release(&map);
+    }
+    n = (int)length;
+    if (srtp_protect_fn == NULL || srtp_protect_fn(ctx, buf, &n) != 0)
+        return -1;
+    *where = buf;
+    return n;
+}
+
+static PyObject *protect_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned char *where;
+    Py_ssize_t n;
+
+    if (nargs != 4)
+        return wrong_arguments("protect_into");
+    n = protect(args[0], args[1], args[2], args[3], &where);
+    return n == -3 ? NULL : PyLong_FromSsize_t(n);
+}
+
+static PyObject *use_srtp(PyObject *module, PyObject *address)
+{
+    void *fn = PyLong_AsVoidPtr(address);
+    if (fn == NULL && PyErr_Occurred())
+        return NULL;
+    srtp_protect_fn = (protect_fn)fn;
+    Py_RETURN_NONE;
+}
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *sock;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+} UdpSender;
+
+static int sender_init(UdpSender *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"sock", "address", NULL};
+    PyObject *sock, *family_obj;
+    const char *host;
+    int port, family;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O(si):UdpSender", names, &sock, &host, &port))
+        return -1;
+    family_obj = PyObject_GetAttrString(sock, "family");
+    if (family_obj == NULL)
+        return -1;
+    family = PyLong_AsLong(family_obj);
+    Py_DECREF(family_obj);
+    if (family == -1 && PyErr_Occurred())
+        return -1;
+    if (port < 0 || port > 65535) {
+        PyErr_SetString(PyExc_ValueError, "port must be 0-65535");
+        return -1;
+    }
+    memset(&self->addr, 0, sizeof(self->addr));
+    if (family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&self->addr;
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
+            goto bad_host;
+        self->addrlen = sizeof(*in);
+    } else if (family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&self->addr;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
+            goto bad_host;
+        self->addrlen = sizeof(*in6);
+    } else {
+        PyErr_SetString(PyExc_ValueError, "UdpSender needs an AF_INET or AF_INET6 socket");
+        return -1;
+    }
+    Py_INCREF(sock);
+    Py_XSETREF(self->sock, sock);
+    return 0;
+bad_host:
+    PyErr_Format(PyExc_ValueError, "%s is not a numeric address of the socket's family", host);
+    return -1;
+}
+
+/* One datagram; False when it could not go (would block, closed socket, any error). */
+static int send_datagram(UdpSender *self, const void *data, Py_ssize_t length)
+{
+    int fd = PyObject_AsFileDescriptor(self->sock); /* -1 once closed: never a reused number */
+    ssize_t sent;
+
+    if (fd < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    do {
+        sent = sendto(fd, data, (size_t)length, 0, (struct sockaddr *)&self->addr, self->addrlen);
+    } while (sent < 0 && errno == EINTR);
+    return sent >= 0;
+}
+
+static PyObject *sender_send(UdpSender *self, PyObject *data)
+{
+    Py_buffer view;
+    int ok;
+
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    ok = send_datagram(self, view.buf, view.len);
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(ok);
+}
+
+static PyObject *sender_send_srtp(UdpSender *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned char *where;
+    Py_ssize_t n;
+
+    if (nargs != 4)
+        return wrong_arguments("send_srtp");
+    n = protect(args[0], args[1], args[2], args[3], &where);
+    if (n == -3)
+        return NULL;
+    if (n >= 0 && !send_datagram(self, where, n))
+        n = -2;
+    return PyLong_FromSsize_t(n);
+}
+
+static int sender_traverse(UdpSender *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->sock);
+    return 0;
+}
+
+static int sender_clear(UdpSender *self)
+{
+    Py_CLEAR(self->sock);
+    return 0;
+}
+
+static void sender_dealloc(UdpSender *self)
+{
+    PyObject_GC_UnTrack(self);
+    sender_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef sender_methods[] = {
+    {"send", (PyCFunction)sender_send, METH_O, "Send one datagram; False when it could not go."},
+    {"send_srtp", (PyCFunction)(void (*)(void))sender_send_srtp, METH_FASTCALL,
+     "protect_into, then send: the protected length, -1 if it could not be protected, -2 if not sent."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject UdpSenderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kolabmeet.media.worker._send.UdpSender",
+    .tp_basicsize = sizeof(UdpSender),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Datagrams to one UDP address through one socket.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)sender_init,
+    .tp_dealloc = (destructor)sender_dealloc,
+    .tp_traverse = (traverseproc)sender_traverse,
+    .tp_clear = (inquiry)sender_clear,
+    .tp_methods = sender_methods,
+};
+
+static PyMethodDef module_methods[] = {
+    {"protect_into", (PyCFunction)(void (*)(void))protect_into, METH_FASTCALL,
+     "Copy packet into out, map its extension ids, SRTP-protect it there: the new length, or -1."},
+    {"use_srtp", (PyCFunction)use_srtp, METH_O, "The address of libsrtp's srtp_protect."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "kolabmeet.media.worker._send", NULL, -1, module_methods,
+};
+
+PyMODINIT_FUNC PyInit__send(void)
+{
+    PyObject *module;
+
+    if (PyType_Ready(&UdpSenderType) < 0)
+        return NULL;
+    str_ctx_address = PyUnicode_InternFromString("ctx_address");
+    str_data = PyUnicode_InternFromString("data");
+    if (str_ctx_address == NULL || str_data == NULL)
+        return NULL;
+    module = PyModule_Create(&module_def);
+    if (module == NULL)
+        return NULL;
+    Py_INCREF(&UdpSenderType);
+    if (PyModule_AddObject(module, "UdpSender", (PyObject *)&UdpSenderType) < 0
+        || PyModule_AddIntConstant(module, "MAX_TRAILER", MAX_TRAILER) < 0) {
+        Py_DECREF(&UdpSenderType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

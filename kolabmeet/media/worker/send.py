@@ -1,0 +1,105 @@
+"""The last step of sending RTP to a UDP peer: copy into the send buffer, map the header
+extension ids, SRTP-protect in place, ``sendto``.
+
+Two twins with one behaviour: the pure-Python functions here, and ``_send`` (``_send.c``), their
+C build, which ``pip install .`` compiles where a C compiler is found. The C one is used when it
+was built and libsrtp's ``srtp_protect`` has the type it expects, unless
+``KOLABMEET_NO_EXTENSIONS=1``; :data:`COMPILED` says which. The tests run both on the same
+packets (``tests/media/worker/test_send.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Protocol, Union
+
+from pylibsrtp._binding import ffi, lib
+
+from kolabmeet.media.worker.rtp import rewrite_extension_ids
+from kolabmeet.media.worker.srtp import PacketBuffer, SrtpSession
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+__all__ = ["COMPILED", "PyUdpSender", "Sender", "UdpSender", "protect_into", "py_protect_into"]
+
+_PROTECT_TYPE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
+
+
+class Sender(Protocol):
+    """What both twins' UDP senders do."""
+
+    def send(self, data: Buffer) -> bool: ...
+
+    def send_srtp(self, session: SrtpSession, out: PacketBuffer, packet: Buffer, ext_map: bytes | None) -> int: ...
+
+
+def py_protect_into(session: SrtpSession, out: PacketBuffer, packet: Buffer, ext_map: bytes | None) -> int:
+    """Copy ``packet`` into ``out``, map its extension ids (``ext_map``: 256 bytes, or None to keep
+    them), protect it there; the protected length, or -1 (too big, session closed, refused)."""
+    length = len(packet)
+    if length > out.limit:
+        return -1
+    out.data[:length] = packet
+    if ext_map is not None and length and packet[0] & 0x10:
+        if len(ext_map) < 256:
+            raise ValueError("ext_map must have 256 bytes")
+        rewrite_extension_ids(out.data, length, ext_map)
+    return session.protect_rtp(out, length)
+
+
+class PyUdpSender:
+    """Datagrams to one UDP address (numeric, of the socket's family) through one socket."""
+
+    __slots__ = ("_sock", "_address")
+
+    def __init__(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        host, port = address
+        try:
+            socket.inet_pton(sock.family, host)
+        except (OSError, TypeError):
+            raise ValueError(f"{host} is not a numeric address of the socket's family") from None
+        if not 0 <= port <= 65535:
+            raise ValueError("port must be 0-65535")
+        self._sock = sock
+        self._address = (host, port)
+
+    def send(self, data: Buffer) -> bool:
+        """Send one datagram; False when it could not go (would block, closed socket, any error)."""
+        try:
+            self._sock.sendto(data, self._address)
+        except OSError:
+            return False
+        return True
+
+    def send_srtp(self, session: SrtpSession, out: PacketBuffer, packet: Buffer, ext_map: bytes | None) -> int:
+        """:func:`protect_into`, then send: the protected length, -1 if it could not be protected,
+        -2 if it was not sent."""
+        length = py_protect_into(session, out, packet, ext_map)
+        if length < 0:
+            return -1
+        return length if self.send(out.view[:length]) else -2
+
+
+def _compiled() -> bool:
+    if os.environ.get("KOLABMEET_NO_EXTENSIONS") == "1":
+        return False
+    try:
+        from kolabmeet.media.worker import _send
+    except ImportError:
+        return False
+    protect = ffi.addressof(lib, "srtp_protect")
+    if ffi.getctype(ffi.typeof(protect)) != _PROTECT_TYPE:
+        return False
+    _send.use_srtp(int(ffi.cast("uintptr_t", protect)))
+    return True
+
+
+COMPILED = _compiled()
+"""Whether the C twin is in use."""
+
+if COMPILED:
+    from kolabmeet.media.worker._send import UdpSender, protect_into
+else:
+    UdpSender = PyUdpSender  # type: ignore[misc,assignment]
+    protect_into = py_protect_into
