@@ -8,7 +8,7 @@ import os
 from typing import Any, Callable
 
 from kolabmeet.media.errors import MediaError, WorkerDiedError
-from kolabmeet.media.worker.send import COMPILED
+from kolabmeet.media.worker import compiled
 from kolabmeet.media.worker_proxy import Worker
 
 log = logging.getLogger("kolabmeet.media")
@@ -34,9 +34,9 @@ class WorkerPool:
 
     async def start(self) -> None:
         self.workers = list(await asyncio.gather(*(self._start_one(i) for i in range(self.count))))
-        log.info("started %d media worker(s): pids %s; send path: %s", self.count,
-                 ", ".join(str(w.pid) for w in self.workers),
-                 "compiled" if COMPILED else "pure Python (KOLABMEET_NO_EXTENSIONS=1, or _send.c not built)")
+        log.info("started %d media worker(s): pids %s; compiled twins: %s", self.count,
+                 ", ".join(str(w.pid) for w in self.workers), ", ".join(compiled.available()) or
+                 ("none (KOLABMEET_NO_EXTENSIONS=1)" if compiled.DISABLED else "none built (no C compiler?)"))
 
     async def _start_one(self, index: int) -> Worker:
         worker = await (Worker.in_process(index) if self.in_process else Worker.spawn(index))

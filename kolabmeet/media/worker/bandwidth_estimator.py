@@ -1,7 +1,7 @@
 """How much one transport can send to its receiver: an estimate from the receiver's feedback on our packets.
 
 Every video packet we send carries a transport-wide sequence number (the consumers write
-it); `SendHistory` remembers when each one left and how big it was. The
+it); `SendHistory` (send_history.py) remembers when each one left and how big it was. The
 receiver's transport-wide CC feedback says when each arrived. From that, as
 libwebrtc's GCC does in outline:
 
@@ -30,17 +30,15 @@ The estimate starts at INITIAL_BITRATE and stays within MIN_BITRATE..MAX_BITRATE
 from __future__ import annotations
 
 import time
-from array import array
 from collections import deque
 
 from kolabmeet.media.worker.prober import ProbeCluster
 from kolabmeet.media.worker.rtcp import TransportCc
+from kolabmeet.media.worker.send_history import SendHistory
 
 INITIAL_BITRATE = 1_000_000
 MIN_BITRATE = 30_000
 MAX_BITRATE = 20_000_000
-HISTORY = 2048
-"""Sent packets remembered (by the low bits of their sequence number)."""
 GROUP_US = 5000
 """Packets sent within this span form one group (a burst of one frame)."""
 TREND_WINDOW = 20
@@ -59,35 +57,6 @@ PROBE_STEP = 2.0
 """A probe asks for at most this many times the estimate."""
 PROBE_VERDICT = 3.0
 """Seconds after a probe in which an overuse counts against it (and a cluster must be reported on)."""
-
-
-class SendHistory:
-    """Send time and size of the last HISTORY packets, by transport-wide sequence number."""
-
-    __slots__ = ("_times", "_sizes", "_seqs", "_last")
-
-    def __init__(self) -> None:
-        self._times = array("d", bytes(8 * HISTORY))  # typed arrays: no object per entry
-        self._sizes = array("i", bytes(4 * HISTORY))
-        self._seqs = array("i", [-1]) * HISTORY
-        self._last = 0
-
-    def next(self, size: int, now: float) -> int:
-        """Hot path: the next transport-wide sequence number, for a packet of `size` bytes leaving `now`."""
-        seq = self._last = (self._last + 1) & 0xFFFF
-        self.sent(seq, now, size)
-        return seq
-
-    def sent(self, seq: int, now: float, size: int) -> None:
-        """Hot path: packet `seq` (16 bits) of `size` bytes leaves at `now` (monotonic seconds)."""
-        slot = seq & (HISTORY - 1)
-        self._seqs[slot] = seq
-        self._times[slot] = now
-        self._sizes[slot] = size
-
-    def lookup(self, seq: int) -> tuple[float, int] | None:
-        slot = seq & (HISTORY - 1)
-        return (self._times[slot], self._sizes[slot]) if self._seqs[slot] == seq else None
 
 
 class BandwidthEstimator:

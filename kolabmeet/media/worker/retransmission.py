@@ -1,8 +1,9 @@
 """Send-side retransmission: a ring buffer of sent packets and RTX (RFC 4588) framing.
 
 The buffer keeps one reusable ``bytearray`` per slot, so storing a packet is a
-copy into memory allocated once.  :func:`build_rtx` and :func:`restore_rtx` work
-on caller buffers without building packet objects.
+copy into memory allocated once; it has a compiled twin (``_retransmission.c``, see
+compiled.py).  :func:`build_rtx` and :func:`restore_rtx` work on caller buffers
+without building packet objects.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import struct
 from typing import Union
 
+from kolabmeet.media.worker import compiled
 from kolabmeet.media.worker.rtp import payload_bounds
 
 Buffer = Union[bytes, bytearray, memoryview]
@@ -22,7 +24,7 @@ _NO_PADDING = 0xDF  # clears the P bit
 _NEVER = float("-inf")
 
 
-class RetransmissionBuffer:
+class PyRetransmissionBuffer:
     """The last ``size`` sent packets of one consumer stream, indexed by sequence number."""
 
     def __init__(self, size: int = 1024, max_age_ms: float = 2000) -> None:
@@ -74,6 +76,10 @@ class RetransmissionBuffer:
     def clear(self) -> None:
         """Forget every stored packet (slot memory is kept for reuse)."""
         self._seqs = [-1] * len(self._seqs)
+
+
+_c = compiled.load("_retransmission")
+RetransmissionBuffer = PyRetransmissionBuffer if _c is None else _c.RetransmissionBuffer
 
 
 def build_rtx(

@@ -1,21 +1,19 @@
 """The last step of sending RTP to a UDP peer: copy into the send buffer, map the header
 extension ids, SRTP-protect in place, ``sendto``.
 
-Two twins with one behaviour: the pure-Python functions here, and ``_send`` (``_send.c``), their
-C build, which ``pip install .`` compiles where a C compiler is found. The C one is used when it
-was built and libsrtp's ``srtp_protect`` has the type it expects, unless
-``KOLABMEET_NO_EXTENSIONS=1``; :data:`COMPILED` says which. The tests run both on the same
-packets (``tests/media/worker/test_send.py``).
+Two twins with one behaviour (see compiled.py): the pure-Python functions here, and ``_send.c``;
+the C one also needs libsrtp's ``srtp_protect`` to have the type it expects. :data:`COMPILED`
+says which is in use; ``tests/media/worker/test_send.py`` runs both on the same packets.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 from typing import Protocol, Union
 
 from pylibsrtp._binding import ffi, lib
 
+from kolabmeet.media.worker import compiled
 from kolabmeet.media.worker.rtp import rewrite_extension_ids
 from kolabmeet.media.worker.srtp import PacketBuffer, SrtpSession
 
@@ -81,25 +79,14 @@ class PyUdpSender:
         return length if self.send(out.view[:length]) else -2
 
 
-def _compiled() -> bool:
-    if os.environ.get("KOLABMEET_NO_EXTENSIONS") == "1":
-        return False
-    try:
-        from kolabmeet.media.worker import _send
-    except ImportError:
-        return False
-    protect = ffi.addressof(lib, "srtp_protect")
-    if ffi.getctype(ffi.typeof(protect)) != _PROTECT_TYPE:
-        return False
-    _send.use_srtp(int(ffi.cast("uintptr_t", protect)))
-    return True
-
-
-COMPILED = _compiled()
+_protect = ffi.addressof(lib, "srtp_protect")
+_c = compiled.load("_send") if ffi.getctype(ffi.typeof(_protect)) == _PROTECT_TYPE else None
+COMPILED = _c is not None
 """Whether the C twin is in use."""
 
-if COMPILED:
-    from kolabmeet.media.worker._send import UdpSender, protect_into
+if _c is not None:
+    _c.use_srtp(int(ffi.cast("uintptr_t", _protect)))
+    UdpSender, protect_into = _c.UdpSender, _c.protect_into
 else:
     UdpSender = PyUdpSender  # type: ignore[misc,assignment]
     protect_into = py_protect_into

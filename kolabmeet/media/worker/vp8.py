@@ -22,12 +22,14 @@ next picture follows the last one sent. KEYIDX, TID and Y are left as they are.
 A producer reads each packet's :class:`Vp8Picture` once (:func:`read_picture`); every
 consumer's rewriter then writes its own values from it into the buffer they share, so
 nothing is put back between consumers (:func:`restore_picture` is for a pipe, which
-forwards the source values).
+forwards the source values). The rewriter has a compiled twin (``_vp8.c``, see compiled.py).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple, Union
+
+from kolabmeet.media.worker import compiled
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -150,7 +152,7 @@ def restore_picture(buf: bytearray, picture: Vp8Picture | None) -> None:
         buf[picture.tl0picidx_at] = picture.tl0picidx
 
 
-class Vp8Rewriter:
+class PyVp8Rewriter:
     """Keeps one consumer's PictureID and TL0PICIDX continuous across stream switches and dropped pictures.
 
     Per packet: ``rewrite`` it (drop it when that returns False), then send it.
@@ -254,3 +256,7 @@ class Vp8Rewriter:
         self._tl0_pending = False
         self._tl0_off = 0 if self._last_tl0 < 0 else (self._last_tl0 + 1 - tl0) & 0xFF
         self._last_tl0 = (tl0 + self._tl0_off - 1) & 0xFF
+
+
+_c = compiled.load("_vp8")
+Vp8Rewriter = PyVp8Rewriter if _c is None else _c.Vp8Rewriter

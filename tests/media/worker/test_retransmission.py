@@ -4,7 +4,8 @@ import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket, unwrap_rtx, wrap_rtx
 
-from kolabmeet.media.worker.retransmission import RetransmissionBuffer, build_rtx, parse_rtx, restore_rtx
+from kolabmeet.media.worker import retransmission
+from kolabmeet.media.worker.retransmission import build_rtx, parse_rtx, restore_rtx
 
 # VP8-ish packet: V=2 P=1 X=1 CC=1, M=1 PT=96, seq 0x1234, ts 12345, SSRC 0x11223344,
 # one CSRC, one-byte header extensions (RFC 8285), 5-byte payload, 3 bytes of padding.
@@ -46,6 +47,22 @@ EXTENSIONS = {
     3: "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
 }
 
+try:
+    from kolabmeet.media.worker import _retransmission
+except ImportError:  # built by pip install . where a C compiler is found
+    _retransmission = None
+
+
+@pytest.fixture(params=["python", "c"])
+def RetransmissionBuffer(request):  # noqa: N802 (stands for the class)
+    """Each twin of the buffer (see compiled.py)."""
+    if request.param == "python":
+        return retransmission.PyRetransmissionBuffer
+    if _retransmission is None:
+        pytest.skip("the C twin was not built")
+    return _retransmission.RetransmissionBuffer
+
+
 
 @pytest.fixture(scope="module")
 def ext_map() -> HeaderExtensionsMap:
@@ -58,7 +75,7 @@ def ext_map() -> HeaderExtensionsMap:
 # ----------------------------------------------------------------- buffer
 
 
-def test_store_and_get_keep_a_copy():
+def test_store_and_get_keep_a_copy(RetransmissionBuffer):
     rb = RetransmissionBuffer(size=16)
     packet = bytearray(ORIGINAL + b"trailing junk")
     rb.store(0x1234, memoryview(packet)[:len(ORIGINAL)], 0.0)
@@ -68,7 +85,7 @@ def test_store_and_get_keep_a_copy():
     assert rb.get(0x1235, 10.0) is None
 
 
-def test_store_accepts_bytes_and_memoryview():
+def test_store_accepts_bytes_and_memoryview(RetransmissionBuffer):
     rb = RetransmissionBuffer(size=16)
     rb.store(1, ORIGINAL, 0.0)
     rb.store(2, memoryview(ORIGINAL)[:20], 0.0)
@@ -78,7 +95,7 @@ def test_store_accepts_bytes_and_memoryview():
     assert bytes(buf[:length]) == ORIGINAL[:20]
 
 
-def test_overwritten_slot_returns_none():
+def test_overwritten_slot_returns_none(RetransmissionBuffer):
     rb = RetransmissionBuffer(size=16)
     rb.store(1, b"a" * 20, 0.0)
     rb.store(17, b"b" * 20, 0.0)
@@ -87,21 +104,21 @@ def test_overwritten_slot_returns_none():
     assert bytes(buf[:length]) == b"b" * 20
 
 
-def test_sequence_numbers_wrap():
+def test_sequence_numbers_wrap(RetransmissionBuffer):
     rb = RetransmissionBuffer(size=16)
     for seq in (65534, 65535, 65536, 65537):
         rb.store(seq, bytes([seq & 0xFF]) * 12, 0.0)
     assert [rb.get(seq, 0.0)[0][0] for seq in (65534, 65535, 0, 1)] == [0xFE, 0xFF, 0x00, 0x01]
 
 
-def test_too_old_packets_are_not_returned():
+def test_too_old_packets_are_not_returned(RetransmissionBuffer):
     rb = RetransmissionBuffer(size=16, max_age_ms=2000)
     rb.store(5, b"x" * 12, 1000.0)
     assert rb.get(5, 3000.0) is not None
     assert rb.get(5, 3000.5) is None
 
 
-def test_slot_memory_is_reused_and_grown():
+def test_slot_memory_is_reused_and_grown(RetransmissionBuffer):
     rb = RetransmissionBuffer(size=4)
     rb.store(0, b"a" * 100, 0.0)
     first = rb.get(0, 0.0)[0]
@@ -113,7 +130,7 @@ def test_slot_memory_is_reused_and_grown():
     assert length == 1200 and len(grown) >= 1200 and bytes(grown[:1200]) == b"c" * 1200
 
 
-def test_clear():
+def test_clear(RetransmissionBuffer):
     rb = RetransmissionBuffer(size=16)
     rb.store(3, b"x" * 12, 0.0)
     rb.clear()
@@ -123,7 +140,7 @@ def test_clear():
 
 
 @pytest.mark.parametrize("size", [0, 3, 1000])
-def test_size_must_be_a_power_of_two(size):
+def test_size_must_be_a_power_of_two(RetransmissionBuffer, size):
     with pytest.raises(ValueError):
         RetransmissionBuffer(size=size)
 
@@ -245,9 +262,7 @@ def test_random_packets_match_aiortc(ext_map):
         assert bytes(out[:m]) == packet.serialize(ext_map)
 
 
-def test_a_packet_is_resent_at_most_once_per_hold() -> None:
-    from kolabmeet.media.worker.retransmission import RetransmissionBuffer
-
+def test_a_packet_is_resent_at_most_once_per_hold(RetransmissionBuffer) -> None:
     buffer = RetransmissionBuffer()
     buffer.store(7, b"\x80\x60\x00\x07" + bytes(8), now_ms=0)
     assert buffer.resend(7, 10, hold_ms=100) is not None
@@ -255,3 +270,28 @@ def test_a_packet_is_resent_at_most_once_per_hold() -> None:
     assert buffer.resend(7, 120, hold_ms=100) is not None
     buffer.store(7, b"\x80\x60\x00\x07" + bytes(8), now_ms=130)
     assert buffer.resend(7, 140, hold_ms=100) is not None, "a new packet in the slot starts afresh"
+
+
+@pytest.mark.skipif(_retransmission is None, reason="the C twin was not built")
+def test_both_twins_answer_alike_to_the_same_calls() -> None:
+    import random
+
+    rng = random.Random(5)
+    twins = [retransmission.PyRetransmissionBuffer(size=64, max_age_ms=500),
+             _retransmission.RetransmissionBuffer(size=64, max_age_ms=500)]
+    now = 0.0
+    for _ in range(5000):
+        now += rng.random() * 3
+        seq = rng.randrange(0, 70000)
+        action = rng.random()
+        if action < 0.5:
+            packet = bytes(rng.randrange(256) for _ in range(rng.randrange(12, 1300)))
+            answers = [twin.store(seq, packet, now) for twin in twins]
+        elif action < 0.75:
+            answers = [twin.get(seq, now) for twin in twins]
+        elif action < 0.99:
+            answers = [twin.resend(seq, now, 20.0) for twin in twins]
+        else:
+            answers = [twin.clear() for twin in twins]
+        plain = [answer if answer is None else bytes(answer[0][:answer[1]]) for answer in answers]
+        assert plain[0] == plain[1]

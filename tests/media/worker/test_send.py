@@ -155,3 +155,12 @@ def test_kolabmeet_no_extensions_chooses_the_pure_python_twin():
     env = {**os.environ, "KOLABMEET_NO_EXTENSIONS": "1"}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "kolabmeet.media.worker.send"]
+
+
+def test_every_c_source_is_a_known_twin():
+    from pathlib import Path
+
+    from kolabmeet.media.worker import compiled
+
+    sources = sorted(path.stem for path in Path(compiled.__file__).parent.glob("_*.c"))
+    assert sorted(compiled.TWINS) == sources

@@ -3,8 +3,9 @@ import random
 import pytest
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 
+from kolabmeet.media.worker import vp8
 from kolabmeet.media.worker.vp8 import (
-    MALFORMED, Vp8Descriptor, Vp8Rewriter, parse_descriptor, read_picture, restore_picture,
+    MALFORMED, Vp8Descriptor, parse_descriptor, read_picture, restore_picture,
 )
 
 HEADER = bytes(12)  # a bare RTP header in front of every payload: offsets are absolute
@@ -25,6 +26,22 @@ PARSE_CASES = [
     ("9020" "c0", True, 0, -1, 0, -1, 3, False, -1, 3),  # T only: TID 3
     ("b1a07f40", True, 1, 2, 7, -1, 1, False, -1, 4),  # N=1, I T: 7-bit 0x7f, TID 1
 ]
+
+try:
+    from kolabmeet.media.worker import _vp8
+except ImportError:  # built by pip install . where a C compiler is found
+    _vp8 = None
+
+
+@pytest.fixture(params=["python", "c"])
+def Vp8Rewriter(request):  # noqa: N802 (stands for the class)
+    """Each twin of the rewriter (see compiled.py)."""
+    if request.param == "python":
+        return vp8.PyVp8Rewriter
+    if _vp8 is None:
+        pytest.skip("the C twin was not built")
+    return _vp8.Vp8Rewriter
+
 
 
 def payload(hex_descriptor: str) -> tuple[bytearray, int, int]:
@@ -111,7 +128,7 @@ def vp8_packet(pic: int | None, tl0: int | None = None, tid: int | None = None, 
     return bytearray(HEADER + descriptor + PAYLOAD)
 
 
-def forward(rw: Vp8Rewriter, packet: bytearray) -> tuple | None:
+def forward(rw: vp8.PyVp8Rewriter, packet: bytearray) -> tuple | None:
     """Rewrite one packet; (PictureID, TL0PICIDX) sent, None if dropped. Checks restore and the length."""
     original = bytes(packet)
     picture = read_picture(packet, len(HEADER), len(packet))
@@ -125,7 +142,7 @@ def forward(rw: Vp8Rewriter, packet: bytearray) -> tuple | None:
     return sent[2], sent[3]
 
 
-def send_pictures(rw: Vp8Rewriter, pictures: list[tuple[int, int, int]], per_picture: int = 3) -> list:
+def send_pictures(rw: vp8.PyVp8Rewriter, pictures: list[tuple[int, int, int]], per_picture: int = 3) -> list:
     """Send (PictureID, TL0PICIDX, TID) pictures of ``per_picture`` packets; the output per sent picture."""
     out = []
     for pic, tl0, tid in pictures:
@@ -154,13 +171,13 @@ def assert_continuous(out: list, step_tl0: bool = True):
             assert tl0_b == (tl0_a + 1) & 0xFF
 
 
-def test_first_stream_keeps_source_values():
+def test_first_stream_keeps_source_values(Vp8Rewriter):
     rw = Vp8Rewriter()
     pictures = source(100, 7, 5)
     assert send_pictures(rw, pictures) == [(pic, tl0) for pic, tl0, _ in pictures]
 
 
-def test_switch_between_simulcast_layers_is_continuous_with_wraparound():
+def test_switch_between_simulcast_layers_is_continuous_with_wraparound(Vp8Rewriter):
     rw = Vp8Rewriter()
     out = send_pictures(rw, source(0x7FF0, 0xF0, 30))  # layer 0: wraps both values
     assert out[15] == (0x7FFF, 0xFF) and out[16] == (0, 0)
@@ -173,7 +190,7 @@ def test_switch_between_simulcast_layers_is_continuous_with_wraparound():
     assert out[-1] == ((0x7FF0 + 64) & 0x7FFF, (0xF0 + 64) & 0xFF)
 
 
-def test_switch_output_wraps_at_0x7fff_and_0xff():
+def test_switch_output_wraps_at_0x7fff_and_0xff(Vp8Rewriter):
     rw = Vp8Rewriter()
     out = send_pictures(rw, source(0x7FFD, 0xFD, 2))
     rw.sync()
@@ -181,7 +198,7 @@ def test_switch_output_wraps_at_0x7fff_and_0xff():
     assert out == [(0x7FFD, 0xFD), (0x7FFE, 0xFE), (0x7FFF, 0xFF), (0, 0), (1, 1), (2, 2)]
 
 
-def test_sync_forgets_the_previous_source():
+def test_sync_forgets_the_previous_source(Vp8Rewriter):
     rw = Vp8Rewriter()
     out = send_pictures(rw, source(10, 20, 3))
     rw.sync()
@@ -189,7 +206,7 @@ def test_sync_forgets_the_previous_source():
     assert out == [(10 + i, 20 + i) for i in range(6)]
 
 
-def test_restart_on_the_same_stream_follows_last_sent():
+def test_restart_on_the_same_stream_follows_last_sent(Vp8Rewriter):
     rw = Vp8Rewriter()
     out = send_pictures(rw, source(10, 20, 3))
     rw.sync()  # paused, then resumed 100 pictures later on a key frame
@@ -201,7 +218,7 @@ L1T3 = (0, 2, 1, 2)
 
 
 @pytest.mark.parametrize("max_tid, kept", [(0, 1), (1, 2), (2, 4), (3, 4)])
-def test_temporal_filtering_keeps_picture_ids_contiguous(max_tid, kept):
+def test_temporal_filtering_keeps_picture_ids_contiguous(Vp8Rewriter, max_tid, kept):
     rw = Vp8Rewriter()
     rw.max_temporal_layer = max_tid
     pictures = source(0x7FE0, 0xFE, 64, L1T3)  # source wraps PictureID and TL0PICIDX
@@ -213,7 +230,7 @@ def test_temporal_filtering_keeps_picture_ids_contiguous(max_tid, kept):
     assert [tl0 for _, tl0 in out] == [tl0 for _, tl0, tid in pictures if tid <= max_tid]
 
 
-def test_temporal_filtering_across_a_switch():
+def test_temporal_filtering_across_a_switch(Vp8Rewriter):
     rw = Vp8Rewriter()
     rw.max_temporal_layer = 0
     out = send_pictures(rw, source(300, 40, 16, L1T3))
@@ -223,7 +240,7 @@ def test_temporal_filtering_across_a_switch():
     assert_continuous(out)  # only TID 0 pictures are left: both values step by one
 
 
-def test_raising_max_temporal_layer_waits_for_a_layer_sync_picture():
+def test_raising_max_temporal_layer_waits_for_a_layer_sync_picture(Vp8Rewriter):
     """Dropped pictures cannot be referenced: a higher layer starts at a picture marked as layer sync."""
     rw = Vp8Rewriter()
     rw.max_temporal_layer = 0
@@ -242,7 +259,7 @@ def test_raising_max_temporal_layer_waits_for_a_layer_sync_picture():
     assert_continuous(out, step_tl0=False)
 
 
-def test_retransmissions_map_as_first_sent():
+def test_retransmissions_map_as_first_sent(Vp8Rewriter):
     rw = Vp8Rewriter()
     rw.max_temporal_layer = 1
     pictures = source(1000, 9, 12, L1T3)
@@ -254,7 +271,7 @@ def test_retransmissions_map_as_first_sent():
     assert forward(rw, vp8_packet(1012, 12, 0)) == (1006, 12)  # no gap from the replays
 
 
-def test_late_first_packet_of_a_dropped_picture_moves_nothing():
+def test_late_first_packet_of_a_dropped_picture_moves_nothing(Vp8Rewriter):
     rw = Vp8Rewriter()
     rw.max_temporal_layer = 0
     assert forward(rw, vp8_packet(1, 1, 0)) == (1, 1)
@@ -265,7 +282,7 @@ def test_late_first_packet_of_a_dropped_picture_moves_nothing():
     assert forward(rw, vp8_packet(6, 3, 0)) == (4, 3)
 
 
-def test_seven_bit_picture_id_rewritten_in_place():
+def test_seven_bit_picture_id_rewritten_in_place(Vp8Rewriter):
     rw = Vp8Rewriter()
     send_pictures(rw, source(1000, 5, 2))
     rw.sync()
@@ -280,7 +297,7 @@ def test_seven_bit_picture_id_rewritten_in_place():
     assert [(pic & 0x7F, tl0) for pic, tl0 in out] == [((1002 + i) & 0x7F, 7 + i) for i in range(4, 6)]
 
 
-def test_seven_bit_filtering_wraps():
+def test_seven_bit_filtering_wraps(Vp8Rewriter):
     rw = Vp8Rewriter()
     rw.max_temporal_layer = 0
     out = [forward(rw, vp8_packet(pic, tl0, tid, wide=False)) for pic, tl0, tid in source(0x70, 0, 64, L1T3, wide=False)]
@@ -288,7 +305,7 @@ def test_seven_bit_filtering_wraps():
     assert [pic for pic, _ in out] == [(0x70 + i) & 0x7F for i in range(16)]
 
 
-def test_packets_without_picture_id_or_extension():
+def test_packets_without_picture_id_or_extension(Vp8Rewriter):
     rw = Vp8Rewriter()
     rw.max_temporal_layer = 0
     for descriptor in ("10", "9000", "9010" "1f"):  # no X; no fields; KEYIDX only: no TID to filter on
@@ -302,7 +319,7 @@ def test_packets_without_picture_id_or_extension():
     assert rw.rewrite(buf, read_picture(buf, start, end))
 
 
-def test_tl0picidx_without_picture_id_is_rewritten():
+def test_tl0picidx_without_picture_id_is_rewritten(Vp8Rewriter):
     rw = Vp8Rewriter()
     assert forward(rw, vp8_packet(10, 10, 0)) == (10, 10)
     rw.sync()
@@ -310,7 +327,7 @@ def test_tl0picidx_without_picture_id_is_rewritten():
     assert forward(rw, vp8_packet(None, 101, 0)) == (None, 12)
 
 
-def test_truncated_and_out_of_range_payloads_are_left_alone():
+def test_truncated_and_out_of_range_payloads_are_left_alone(Vp8Rewriter):
     rw = Vp8Rewriter()
     rw.max_temporal_layer = 0
     full = bytes(vp8_packet(0x1234, 5, 2))
@@ -323,7 +340,7 @@ def test_truncated_and_out_of_range_payloads_are_left_alone():
     assert read_picture(packet, len(HEADER), len(packet) + 1) is None
 
 
-def test_shared_buffer_serves_two_consumers():
+def test_shared_buffer_serves_two_consumers(Vp8Rewriter):
     """The picture is read once; each rewriter writes its own values over the last one's."""
     a, b = Vp8Rewriter(), Vp8Rewriter()
     send_pictures(b, source(7000, 70, 3))
@@ -349,3 +366,33 @@ def test_read_picture_finds_the_fields_parse_descriptor_finds():
         assert (picture.picture_id_at, picture.tl0picidx_at, picture.tid) == (
             descriptor.picture_id_at, descriptor.tl0picidx_at, descriptor.tid)
         assert bool(picture.layer_sync) == (descriptor.layer_sync and descriptor.tid > 0)
+
+
+@pytest.mark.skipif(_vp8 is None, reason="the C twin was not built")
+def test_both_twins_write_and_drop_alike() -> None:
+    """Random pictures (both widths, temporal layers, retransmissions, syncs, layer limits) through both."""
+    rng = random.Random(3)
+    twins = [vp8.PyVp8Rewriter(), _vp8.Vp8Rewriter()]
+    pic, tl0, wide = 1000, 7, True
+    for step in range(20000):
+        roll = rng.random()
+        if roll < 0.01:
+            for twin in twins:
+                twin.sync()
+            wide = rng.random() < 0.7
+            pic, tl0 = rng.randrange(0x8000), rng.randrange(256)
+        elif roll < 0.02:
+            layer = rng.randrange(0, 4)
+            for twin in twins:
+                twin.max_temporal_layer = layer
+            assert twins[0].max_temporal_layer == twins[1].max_temporal_layer == layer
+        tid = rng.choice((0, 2, 1, 2)) if rng.random() < 0.9 else None
+        back = rng.randrange(0, 3) if rng.random() < 0.1 else 0  # an earlier picture again
+        source_pic = (pic - back) & (0x7FFF if wide else 0x7F)
+        packet = vp8_packet(source_pic, tl0, tid, first=True, layer_sync=rng.random() < 0.3, wide=wide)
+        picture = read_picture(packet, len(HEADER), len(packet))
+        copies = [bytearray(packet), bytearray(packet)]
+        answers = [twin.rewrite(copy, picture) for twin, copy in zip(twins, copies)]
+        assert answers[0] == answers[1] and copies[0] == copies[1], step
+        pic = (pic + 1) & (0x7FFF if wide else 0x7F)
+        tl0 = (tl0 + (tid == 0)) & 0xFF
