@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import struct
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -12,6 +11,7 @@ from kolabmeet.media.capabilities import ABS_SEND_TIME, MID, ROUTER_IDS, TRANSPO
 from kolabmeet.media.errors import MediaError
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.allocator import UP_ROUNDS, Want
+from kolabmeet.media.worker.consumer_core import ConsumerCore
 from kolabmeet.media.worker.retransmission import RetransmissionBuffer, build_rtx
 from kolabmeet.media.worker.rtp import MID_SLOT, map_extensions, mid_elements, set_transport_wide_seq
 from kolabmeet.media.worker.rtp_stream import loss_score
@@ -22,25 +22,19 @@ if TYPE_CHECKING:
     from kolabmeet.media.worker.producer import Producer
     from kolabmeet.media.worker.transport import Transport
 
-_SEQ_TS_SSRC = struct.Struct("!HII")
 _WRITTEN = (MID, ABS_SEND_TIME, TRANSPORT_WIDE_CC)
 """The header extensions whose values are per packet sent: written into the forwarded packets."""
-_SYNC_WINDOW = 0x4000
-"""How far behind the newest packet a late one (a sender's retransmission) is still forwarded."""
 _SCALABILITY = re.compile(r"L(\d+)T(\d+)")
 RTX_SCRATCH = bytearray(2048)
-LAYER_SILENCE = 0.5
-"""Seconds without a packet of the simulcast layer aimed at, while a lower one arrives, before falling back."""
-SILENCE_CONFIRM = 0.1
-"""Seconds the lower layer must go on arriving alone after that: a stall of the whole path (its packets then
-come in one burst, the layer aimed at among them) is no reason to fall back."""
 MIN_RESEND_INTERVAL_MS = 100.0
 """A packet is resent at most once per round trip (and not more often than this)."""
 _TWCC = (0, 0, ROUTER_IDS[TRANSPORT_WIDE_CC])
 
 
-class Consumer:
+class Consumer(ConsumerCore):
     """Rewrites a producer's packets (SSRC, payload type, sequence, timestamp) for one receiver.
+
+    Its per-packet rules are its core's (consumer_core.py); here is what it is told and answers.
 
     Sequence numbers and timestamps stay continuous across pauses: each time the
     stream (re)starts, the offsets are set so that the next packet follows the
@@ -139,77 +133,11 @@ class Consumer:
         self.producer.add_consumer(self)
         self._update_active()
 
-    def send_rtp(self, buf: bytearray, view: memoryview, length: int, marked_pt: int,
-                 seq: int, ts: int, keyframe: bool, layer: int) -> None:
-        """Hot path: rewrite the shared buffer's header for this consumer and send it."""
-        if not self.active:
-            return
-        pt = self._pt_map[marked_pt]
-        if pt == 0:
-            return
-        if layer != self.current_layer:
-            if layer != self.target_layer or not keyframe:
-                if layer < self.target_layer and self.current_layer >= 0 and self._target_silent():
-                    self._fall_back(layer)
-                return
-            self._switch_layer(layer)
-        if self._sync_needed:
-            if self._is_video and not keyframe:
-                return
-            self._sync(seq, ts)
-        else:
-            since = (seq - self._sync_seq) & 0xFFFF
-            if since >= 0x8000:
-                return  # from before the stream (re)started here
-            if since > _SYNC_WINDOW:
-                self._sync_seq = (seq - _SYNC_WINDOW) & 0xFFFF  # follows the stream, so it never looks old
-        producer = self.producer
-        vp8 = self._vp8
-        if vp8 is not None and not vp8.rewrite(buf, producer.vp8_picture):
-            self._seq_off = (self._seq_off - 1) & 0xFFFF
-            return
-        out_seq = (seq + self._seq_off) & 0xFFFF
-        out_ts = (ts + self._ts_off) & 0xFFFFFFFF
-        buf[1] = pt
-        _SEQ_TS_SSRC.pack_into(buf, 2, out_seq, out_ts, self.ssrc)
-        now = producer.now
-        # The per-consumer header extension values: MID and the transport-wide sequence number.
-        mid_at = producer.mid_at
-        if mid_at > 0 and self._mid is not None:
-            buf[mid_at - 1:mid_at + MID_SLOT] = self._mid[producer.mid_two_byte]
-        twcc_seq = -1
-        twcc_at = producer.twcc_at
-        if twcc_at > 0 and self._writes_twcc:
-            twcc_seq = self.transport.next_twcc_seq(length, now)
-            buf[twcc_at] = twcc_seq >> 8
-            buf[twcc_at + 1] = twcc_seq & 0xFF
-        if self.rtx_buffer is not None:
-            self.rtx_buffer.store(out_seq, view, now * 1000)
-        if self.transport.send_rtp(view, self.ext_map, self.priority, True, now, twcc_seq):
-            self.packets += 1
-            self.bytes += length
-        if ((out_seq - self.last_seq) & 0xFFFF) < 0x8000:
-            self.last_seq = out_seq
-            self.last_ts = out_ts
-            self.last_sent = now
-
     def _switch_layer(self, layer: int) -> None:
         """Start forwarding another simulcast encoding, on its key frame, as one continuous stream."""
         self.current_layer = layer
         self._sync_needed = True
         self._notify_layers()
-
-    def _target_silent(self) -> bool:
-        """Whether the layer aimed at has been silent for LAYER_SILENCE, then SILENCE_CONFIRM more."""
-        now = self.producer.now
-        stream = self.producer.layer_streams[self.target_layer]
-        if stream is not None and now - stream.last_time <= LAYER_SILENCE:
-            self._silent_since = 0.0
-            return False
-        if not self._silent_since:
-            self._silent_since = now
-            return False
-        return now - self._silent_since >= SILENCE_CONFIRM
 
     def _fall_back(self, layer: int) -> None:
         """The layer aimed at went silent (the sender stopped it) while `layer` arrives: take that one."""

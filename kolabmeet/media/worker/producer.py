@@ -17,6 +17,7 @@ from kolabmeet.media.capabilities import (
     TRANSPORT_WIDE_CC,
 )
 from kolabmeet.media.worker import rtcp
+from kolabmeet.media.worker.consumer_core import fan_out
 from kolabmeet.media.worker.keyframe import KEYFRAME_DETECTORS
 from kolabmeet.media.worker.retransmission import restore_rtx
 from kolabmeet.media.worker.rtp import (
@@ -255,9 +256,7 @@ class Producer:
                 self.vp8_picture = read_picture(buf, start, end)
             if self.keyframe_waiters and self._is_keyframe is not None:
                 keyframe = start > 0 and self._is_keyframe(buf, start, end)
-        marked_pt = (byte1 & 0x80) | mapped_pt
-        for consumer in self.consumers:
-            consumer.send_rtp(buf, view, length, marked_pt, seq, ts, keyframe, layer)
+        fan_out(self.consumers, buf, view, length, (byte1 & 0x80) | mapped_pt, seq, ts, keyframe, layer, self)
 
     def _track_loss(self, stream: RecvStream, seq: int, recovered: bool) -> None:
         nack = stream.nack
