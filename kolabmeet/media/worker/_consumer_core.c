@@ -557,17 +557,10 @@ PyMODINIT_FUNC PyInit__consumer_core(void)
 {
     PyObject *module;
 
-    if (intern_names() < 0 || PyType_Ready(&CoreType) < 0)
+    if (intern_names() < 0 || (module = twin_module(&module_def, &CoreType)) == NULL)
         return NULL;
     core_send_rtp_descriptor = PyObject_GetAttr((PyObject *)&CoreType, str_send_rtp);
-    if (core_send_rtp_descriptor == NULL)
-        return NULL;
-    module = PyModule_Create(&module_def);
-    if (module == NULL)
-        return NULL;
-    Py_INCREF(&CoreType);
-    if (PyModule_AddObject(module, "ConsumerCore", (PyObject *)&CoreType) < 0
-        || PyModule_AddIntConstant(module, "MID_SLOT", MID_SLOT) < 0
+    if (core_send_rtp_descriptor == NULL || PyModule_AddIntConstant(module, "MID_SLOT", MID_SLOT) < 0
         || PyModule_AddIntConstant(module, "SYNC_WINDOW", SYNC_WINDOW) < 0
         || PyModule_AddObject(module, "LAYER_SILENCE", PyFloat_FromDouble(LAYER_SILENCE)) < 0
         || PyModule_AddObject(module, "SILENCE_CONFIRM", PyFloat_FromDouble(SILENCE_CONFIRM)) < 0) {

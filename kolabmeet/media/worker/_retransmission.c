@@ -212,18 +212,5 @@ static struct PyModuleDef module_def = {
 
 PyMODINIT_FUNC PyInit__retransmission(void)
 {
-    PyObject *module;
-
-    if (PyType_Ready(&BufferType) < 0)
-        return NULL;
-    module = PyModule_Create(&module_def);
-    if (module == NULL)
-        return NULL;
-    Py_INCREF(&BufferType);
-    if (PyModule_AddObject(module, "RetransmissionBuffer", (PyObject *)&BufferType) < 0) {
-        Py_DECREF(&BufferType);
-        Py_DECREF(module);
-        return NULL;
-    }
-    return module;
+    return twin_module(&module_def, &BufferType);
 }

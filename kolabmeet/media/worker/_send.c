@@ -6,8 +6,7 @@
  * reached through the function pointer pylibsrtp's cffi binding exports (see use_srtp),
  * so nothing is linked here but Python itself.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_twin.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -308,20 +307,13 @@ PyMODINIT_FUNC PyInit__send(void)
 {
     PyObject *module;
 
-    if (PyType_Ready(&UdpSenderType) < 0)
-        return NULL;
     str_ctx_address = PyUnicode_InternFromString("ctx_address");
     str_data = PyUnicode_InternFromString("data");
     if (str_ctx_address == NULL || str_data == NULL)
         return NULL;
-    module = PyModule_Create(&module_def);
-    if (module == NULL)
-        return NULL;
-    Py_INCREF(&UdpSenderType);
-    if (PyModule_AddObject(module, "UdpSender", (PyObject *)&UdpSenderType) < 0
-        || PyModule_AddIntConstant(module, "MAX_TRAILER", MAX_TRAILER) < 0) {
-        Py_DECREF(&UdpSenderType);
-        Py_DECREF(module);
+    module = twin_module(&module_def, &UdpSenderType);
+    if (module == NULL || PyModule_AddIntConstant(module, "MAX_TRAILER", MAX_TRAILER) < 0) {
+        Py_XDECREF(module);
         return NULL;
     }
     return module;

@@ -123,18 +123,10 @@ static struct PyModuleDef module_def = {
 
 PyMODINIT_FUNC PyInit__send_history(void)
 {
-    PyObject *module;
+    PyObject *module = twin_module(&module_def, &HistoryType);
 
-    if (PyType_Ready(&HistoryType) < 0)
-        return NULL;
-    module = PyModule_Create(&module_def);
-    if (module == NULL)
-        return NULL;
-    Py_INCREF(&HistoryType);
-    if (PyModule_AddObject(module, "SendHistory", (PyObject *)&HistoryType) < 0
-        || PyModule_AddIntConstant(module, "HISTORY", HISTORY) < 0) {
-        Py_DECREF(&HistoryType);
-        Py_DECREF(module);
+    if (module == NULL || PyModule_AddIntConstant(module, "HISTORY", HISTORY) < 0) {
+        Py_XDECREF(module);
         return NULL;
     }
     return module;

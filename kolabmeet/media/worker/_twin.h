@@ -37,4 +37,18 @@ wrong:
     return -1;
 }
 
+/* A twin's module with its type (made ready) in it, under the type's short name; NULL on error. */
+static inline PyObject *twin_module(PyModuleDef *def, PyTypeObject *type)
+{
+    PyObject *module;
+
+    if (PyType_Ready(type) < 0 || (module = PyModule_Create(def)) == NULL)
+        return NULL;
+    if (PyModule_AddType(module, type) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
+
 #endif

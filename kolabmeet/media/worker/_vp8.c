@@ -224,18 +224,10 @@ static struct PyModuleDef module_def = {
 
 PyMODINIT_FUNC PyInit__vp8(void)
 {
-    PyObject *module;
+    PyObject *module = twin_module(&module_def, &RewriterType);
 
-    if (PyType_Ready(&RewriterType) < 0)
-        return NULL;
-    module = PyModule_Create(&module_def);
-    if (module == NULL)
-        return NULL;
-    Py_INCREF(&RewriterType);
-    if (PyModule_AddObject(module, "Vp8Rewriter", (PyObject *)&RewriterType) < 0
-        || PyModule_AddIntConstant(module, "HISTORY", HISTORY) < 0) {
-        Py_DECREF(&RewriterType);
-        Py_DECREF(module);
+    if (module == NULL || PyModule_AddIntConstant(module, "HISTORY", HISTORY) < 0) {
+        Py_XDECREF(module);
         return NULL;
     }
     return module;

@@ -19,10 +19,9 @@ from kolabmeet.media.worker.rtp import MID_SLOT, mid_elements
 from kolabmeet.media.worker.send_history import PySendHistory
 from kolabmeet.media.worker.vp8 import PyVp8Rewriter, read_picture
 
-try:
-    from kolabmeet.media.worker import _consumer_core
-except ImportError:  # built by pip install . where a C compiler is found
-    _consumer_core = None
+from tests.media.worker.twins import compiled_twin
+
+_consumer_core = compiled_twin("_consumer_core")
 
 needs_c = pytest.mark.skipif(_consumer_core is None, reason="the C twin was not built")
 MID_AT = 12 + 4 + 1  # one-byte form: MID element first, then transport-wide cc

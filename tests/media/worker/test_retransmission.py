@@ -6,6 +6,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket, unwrap_rtx, wrap_rtx
 
 from kolabmeet.media.worker import retransmission
 from kolabmeet.media.worker.retransmission import build_rtx, parse_rtx, restore_rtx
+from tests.media.worker.twins import compiled_twin, twin_fixture
 
 # VP8-ish packet: V=2 P=1 X=1 CC=1, M=1 PT=96, seq 0x1234, ts 12345, SSRC 0x11223344,
 # one CSRC, one-byte header extensions (RFC 8285), 5-byte payload, 3 bytes of padding.
@@ -47,20 +48,8 @@ EXTENSIONS = {
     3: "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
 }
 
-try:
-    from kolabmeet.media.worker import _retransmission
-except ImportError:  # built by pip install . where a C compiler is found
-    _retransmission = None
-
-
-@pytest.fixture(params=["python", "c"])
-def RetransmissionBuffer(request):  # noqa: N802 (stands for the class)
-    """Each twin of the buffer (see compiled.py)."""
-    if request.param == "python":
-        return retransmission.PyRetransmissionBuffer
-    if _retransmission is None:
-        pytest.skip("the C twin was not built")
-    return _retransmission.RetransmissionBuffer
+_retransmission = compiled_twin("_retransmission")
+RetransmissionBuffer = twin_fixture(retransmission.PyRetransmissionBuffer, "_retransmission", "RetransmissionBuffer")
 
 
 

@@ -13,10 +13,9 @@ from kolabmeet.media.worker import send
 from kolabmeet.media.worker.rtp import rewrite_extension_ids
 from kolabmeet.media.worker.srtp import MAX_TRAILER, PROFILES, PacketBuffer, SrtpSession
 
-try:
-    from kolabmeet.media.worker import _send
-except ImportError:  # built by pip install . where a C compiler is found
-    _send = None
+from tests.media.worker.twins import compiled_twin
+
+_send = compiled_twin("_send")
 
 needs_c = pytest.mark.skipif(_send is None, reason="the C twin was not built")
 TWINS = [

@@ -6,18 +6,16 @@ import pytest
 
 from kolabmeet.media.worker import send_history
 from kolabmeet.media.worker.send_history import HISTORY
+from tests.media.worker.twins import compiled_twin, twin_fixture
 
-try:
-    from kolabmeet.media.worker import _send_history
-except ImportError:  # built by pip install . where a C compiler is found
-    _send_history = None
-
+_send_history = compiled_twin("_send_history")
 needs_c = pytest.mark.skipif(_send_history is None, reason="the C twin was not built")
+SendHistory = twin_fixture(send_history.PySendHistory, "_send_history", "SendHistory")
 
 
-@pytest.fixture(params=["python", pytest.param("c", marks=needs_c)])
-def history(request):
-    return send_history.PySendHistory() if request.param == "python" else _send_history.SendHistory()
+@pytest.fixture
+def history(SendHistory):  # noqa: N803 (the class)
+    return SendHistory()
 
 
 def test_numbers_follow_on_and_wrap(history):

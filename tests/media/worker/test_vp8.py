@@ -7,6 +7,7 @@ from kolabmeet.media.worker import vp8
 from kolabmeet.media.worker.vp8 import (
     MALFORMED, Vp8Descriptor, parse_descriptor, read_picture, restore_picture,
 )
+from tests.media.worker.twins import compiled_twin, twin_fixture
 
 HEADER = bytes(12)  # a bare RTP header in front of every payload: offsets are absolute
 PAYLOAD = bytes.fromhex("310b00")  # a VP8 delta frame tag
@@ -27,20 +28,8 @@ PARSE_CASES = [
     ("b1a07f40", True, 1, 2, 7, -1, 1, False, -1, 4),  # N=1, I T: 7-bit 0x7f, TID 1
 ]
 
-try:
-    from kolabmeet.media.worker import _vp8
-except ImportError:  # built by pip install . where a C compiler is found
-    _vp8 = None
-
-
-@pytest.fixture(params=["python", "c"])
-def Vp8Rewriter(request):  # noqa: N802 (stands for the class)
-    """Each twin of the rewriter (see compiled.py)."""
-    if request.param == "python":
-        return vp8.PyVp8Rewriter
-    if _vp8 is None:
-        pytest.skip("the C twin was not built")
-    return _vp8.Vp8Rewriter
+_vp8 = compiled_twin("_vp8")
+Vp8Rewriter = twin_fixture(vp8.PyVp8Rewriter, "_vp8", "Vp8Rewriter")
 
 
 
