@@ -58,10 +58,9 @@ static int read_producer(PyObject *producer, Packet *packet)
 {
     long two_byte;
 
-    packet->now_ms = NULL;
-    packet->picture = PyObject_GetAttr(producer, str_vp8_picture);
-    packet->now = PyObject_GetAttr(producer, str_now);
-    if (packet->picture == NULL || packet->now == NULL)
+    packet->now_ms = packet->now = NULL;
+    if ((packet->picture = PyObject_GetAttr(producer, str_vp8_picture)) == NULL
+        || (packet->now = PyObject_GetAttr(producer, str_now)) == NULL)
         return -1;
     packet->now_value = PyFloat_AsDouble(packet->now);
     if (packet->now_value == -1.0 && PyErr_Occurred())
@@ -180,7 +179,7 @@ static int admit(Core *self, const Packet *p)
 /* The transport-wide sequence number written into the packet, -1 if none, -2 on error. */
 static long write_extensions(Core *self, Packet *p)
 {
-    PyObject *result;
+    PyObject *result, *transport;
     long twcc_seq;
 
     if (p->mid_at > 0 && self->mid != NULL && self->mid != Py_None) {
@@ -202,7 +201,9 @@ static long write_extensions(Core *self, Packet *p)
         return -2;
     }
     /* an attribute holding the send history's next(): VectorcallMethod calls it without the transport */
-    result = PyObject_VectorcallMethod(str_next_twcc_seq, (PyObject *[]){self->transport, p->length, p->now}, 3, NULL);
+    transport = Py_NewRef(self->transport);
+    result = PyObject_VectorcallMethod(str_next_twcc_seq, (PyObject *[]){transport, p->length, p->now}, 3, NULL);
+    Py_DECREF(transport);
     if (result == NULL)
         return -2;
     twcc_seq = PyLong_AsLong(result);
@@ -217,17 +218,19 @@ static long write_extensions(Core *self, Packet *p)
 /* Keep a copy for retransmission, then hand the packet to the transport: 0, or -1 on error. */
 static int send_packet(Core *self, Packet *p, long out_seq, long twcc_seq)
 {
-    PyObject *seq_obj, *priority, *twcc, *result;
+    PyObject *seq_obj, *priority, *twcc, *result, *transport, *ext_map;
     int sent;
 
     if (self->rtx_buffer != NULL && self->rtx_buffer != Py_None) {
+        PyObject *buffer;
         if (p->now_ms == NULL && (p->now_ms = PyFloat_FromDouble(p->now_value * 1000)) == NULL)
             return -1;
         seq_obj = PyLong_FromLong(out_seq);
         if (seq_obj == NULL)
             return -1;
-        result = PyObject_VectorcallMethod(str_store, (PyObject *[]){self->rtx_buffer, seq_obj, p->view, p->now_ms},
-                                           4, NULL);
+        buffer = Py_NewRef(self->rtx_buffer);
+        result = PyObject_VectorcallMethod(str_store, (PyObject *[]){buffer, seq_obj, p->view, p->now_ms}, 4, NULL);
+        Py_DECREF(buffer);
         Py_DECREF(seq_obj);
         if (result == NULL)
             return -1;
@@ -240,11 +243,13 @@ static int send_packet(Core *self, Packet *p, long out_seq, long twcc_seq)
         Py_XDECREF(twcc);
         return -1;
     }
-    result = PyObject_VectorcallMethod(
-        str_send_rtp,
-        (PyObject *[]){self->transport, p->view, self->ext_map ? self->ext_map : Py_None, priority, Py_True, p->now,
-                       twcc},
-        7, NULL);
+    transport = Py_NewRef(self->transport);
+    ext_map = Py_NewRef(self->ext_map ? self->ext_map : Py_None);
+    result = PyObject_VectorcallMethod(str_send_rtp,
+                                       (PyObject *[]){transport, p->view, ext_map, priority, Py_True, p->now, twcc},
+                                       7, NULL);
+    Py_DECREF(transport);
+    Py_DECREF(ext_map);
     Py_DECREF(priority);
     Py_DECREF(twcc);
     if (result == NULL)
@@ -270,6 +275,10 @@ static int forward(Core *self, Packet *p)
 
     if (!self->active)
         return 0;
+    if (self->transport == NULL || self->producer == NULL) {
+        PyErr_SetString(PyExc_TypeError, "a consumer core needs its producer and transport");
+        return -1;
+    }
     if (self->pt_map == NULL || !PyBytes_Check(self->pt_map) || PyBytes_GET_SIZE(self->pt_map) <= p->marked_pt) {
         PyErr_SetString(PyExc_TypeError, "_pt_map must be bytes covering the payload type");
         return -1;
@@ -282,7 +291,9 @@ static int forward(Core *self, Packet *p)
     if (admitted <= 0)
         return admitted;
     if (self->vp8 != NULL && self->vp8 != Py_None) {
-        int kept = call_method(self->vp8, str_rewrite, (PyObject *[]){p->buf, p->picture}, 2);
+        PyObject *vp8 = Py_NewRef(self->vp8); /* the call may run Python that replaces the field */
+        int kept = call_method(vp8, str_rewrite, (PyObject *[]){p->buf, p->picture}, 2);
+        Py_DECREF(vp8);
         if (kept < 0)
             return -1;
         if (!kept) {
@@ -356,6 +367,10 @@ static PyObject *core_send_rtp(Core *self, PyObject *const *args, Py_ssize_t nar
         return NULL;
     if (!self->active)
         Py_RETURN_NONE;
+    if (self->producer == NULL) {
+        PyErr_SetString(PyExc_TypeError, "a consumer core needs its producer and transport");
+        return NULL;
+    }
     if (read_producer(self->producer, &packet) < 0) {
         release_packet(&packet);
         return NULL;
@@ -491,10 +506,15 @@ static PyMemberDef core_members[] = {
 
 static PyObject *core_target_silent(Core *self, PyObject *unused)
 {
-    PyObject *now = PyObject_GetAttr(self->producer, str_now);
+    PyObject *now;
     double value;
     int silent;
 
+    if (self->producer == NULL) {
+        PyErr_SetString(PyExc_TypeError, "a consumer core needs its producer");
+        return NULL;
+    }
+    now = PyObject_GetAttr(self->producer, str_now);
     if (now == NULL)
         return NULL;
     value = PyFloat_AsDouble(now);

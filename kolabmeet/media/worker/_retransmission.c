@@ -84,6 +84,10 @@ static PyObject *buffer_store(Buffer *self, PyObject *const *args, Py_ssize_t na
         memcpy(given, args, sizeof(given));
     else if (twin_args("store", args, nargs, kwnames, names, 3, 3, given) < 0)
         return NULL;
+    if (self->size == 0) {
+        PyErr_SetString(PyExc_TypeError, "RetransmissionBuffer.__init__ was not called");
+        return NULL;
+    }
     seq = PyLong_AsLong(given[0]);
     now_ms = PyFloat_AsDouble(given[2]);
     if (PyErr_Occurred() || PyObject_GetBuffer(given[1], &packet, PyBUF_SIMPLE) < 0)
@@ -115,6 +119,10 @@ static int find(Buffer *self, PyObject *seq_obj, PyObject *now_obj, double *now_
     long seq = PyLong_AsLong(seq_obj);
     int index;
 
+    if (self->size == 0) {
+        PyErr_SetString(PyExc_TypeError, "RetransmissionBuffer.__init__ was not called");
+        return -1;
+    }
     *now_ms = PyFloat_AsDouble(now_obj);
     if (PyErr_Occurred())
         return -1;

@@ -212,7 +212,7 @@ bad_host:
 /* One datagram; False when it could not go (would block, closed socket, any error). */
 static int send_datagram(UdpSender *self, const void *data, Py_ssize_t length)
 {
-    int fd = PyObject_AsFileDescriptor(self->sock); /* -1 once closed: never a reused number */
+    int fd = self->sock == NULL ? -1 : PyObject_AsFileDescriptor(self->sock); /* -1 once closed */
     ssize_t sent;
 
     if (fd < 0) {

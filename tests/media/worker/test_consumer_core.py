@@ -208,3 +208,18 @@ def test_the_twins_agree_on_fields_and_constants() -> None:
     assert _consumer_core.SYNC_WINDOW == consumer_core.SYNC_WINDOW
     assert _consumer_core.LAYER_SILENCE == consumer_core.LAYER_SILENCE
     assert _consumer_core.SILENCE_CONFIRM == consumer_core.SILENCE_CONFIRM
+
+
+@needs_c
+def test_a_core_without_its_producer_or_transport_raises_rather_than_crashes() -> None:
+    core = _consumer_core.ConsumerCore()
+    core.active = True
+    buf = packet(random.Random(8), 1, 2, 3, False)
+    with pytest.raises(TypeError):
+        core.send_rtp(buf, memoryview(buf), len(buf), 96, 1, 2, False, 0)
+    with pytest.raises(TypeError):
+        _consumer_core.fan_out((core,), buf, memoryview(buf), len(buf), 96, 1, 2, False, 0, Producer())
+    with pytest.raises(TypeError):
+        core._target_silent()
+    core.active = False
+    assert core.send_rtp(buf, memoryview(buf), len(buf), 96, 1, 2, False, 0) is None

@@ -284,3 +284,12 @@ def test_both_twins_answer_alike_to_the_same_calls() -> None:
             answers = [twin.clear() for twin in twins]
         plain = [answer if answer is None else bytes(answer[0][:answer[1]]) for answer in answers]
         assert plain[0] == plain[1]
+
+
+@pytest.mark.skipif(_retransmission is None, reason="the C twin was not built")
+def test_the_c_twin_refuses_use_before_init() -> None:
+    buffer = _retransmission.RetransmissionBuffer.__new__(_retransmission.RetransmissionBuffer)
+    with pytest.raises(TypeError):
+        buffer.store(1, b"x" * 12, 0.0)
+    with pytest.raises(TypeError):
+        buffer.get(1, 0.0)

@@ -163,3 +163,9 @@ def test_every_c_source_is_a_known_twin():
 
     sources = sorted(path.stem for path in Path(compiled.__file__).parent.glob("_*.c"))
     assert sorted(compiled.TWINS) == sources
+
+
+@needs_c
+def test_a_c_sender_never_made_sends_nothing():
+    sender = _send.UdpSender.__new__(_send.UdpSender)
+    assert sender.send(b"x" * 12) is False
