@@ -1,5 +1,5 @@
-/* The compiled twin of vp8.PyVp8Rewriter: the same methods, the same results (the rules are
- * explained there). */
+/* The compiled twins of vp8.PyVp8Rewriter and vp8.read_picture: the same methods and results (the
+ * rules are explained there). */
 #include "_twin.h"
 
 #define HISTORY 128 /* as vp8._HISTORY */
@@ -218,8 +218,103 @@ static PyTypeObject RewriterType = {
     .tp_getset = rewriter_getset,
 };
 
+static PyTypeObject *picture_type; /* vp8.Vp8Picture, given by use_picture_type */
+
+static PyObject *use_picture_type(PyObject *module, PyObject *type)
+{
+    if (!PyType_Check(type) || !PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "the picture type must be a tuple type");
+        return NULL;
+    }
+    Py_INCREF(type);
+    Py_XSETREF(picture_type, (PyTypeObject *)type);
+    Py_RETURN_NONE;
+}
+
+/* vp8.read_picture on bytes whose bounds were checked: a Vp8Picture, or None. */
+static PyObject *picture_of(const unsigned char *buf, Py_ssize_t start, Py_ssize_t end)
+{
+    Py_ssize_t pos = start + 2, pic_at = -1, tl0_at = -1, tk_at;
+    long values[7];
+    int ext = buf[start + 1], pic = 0, wide = 0, tid, layer_sync;
+    PyObject *picture;
+
+    if (ext & 0x80) {
+        pic_at = pos;
+        pos += buf[pos] & 0x80 ? 2 : 1;
+    }
+    if (ext & 0x40)
+        tl0_at = pos++;
+    tk_at = pos;
+    if (ext & 0x30)
+        pos++;
+    if (pos >= end)
+        Py_RETURN_NONE;
+    if (pic_at >= 0) {
+        pic = buf[pic_at];
+        wide = pic & 0x80;
+        if (wide)
+            pic = (pic & 0x7F) << 8 | buf[pic_at + 1];
+    }
+    tid = ext & 0x20 ? buf[tk_at] >> 6 : -1;
+    layer_sync = tid > 0 ? buf[tk_at] & 0x20 : 0;
+    values[0] = (long)pic_at;
+    values[1] = wide;
+    values[2] = pic;
+    values[3] = (long)tl0_at;
+    values[4] = tl0_at >= 0 ? buf[tl0_at] : 0;
+    values[5] = tid;
+    values[6] = layer_sync;
+    picture = picture_type->tp_alloc(picture_type, 7);
+    if (picture == NULL)
+        return NULL;
+    for (int i = 0; i < 7; i++) {
+        PyObject *value = PyLong_FromLong(values[i]);
+        if (value == NULL) {
+            Py_DECREF(picture);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(picture, i, value);
+    }
+    return picture;
+}
+
+static PyObject *read_picture(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t start, end;
+    PyObject *result;
+
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "read_picture() takes buf, start and end");
+        return NULL;
+    }
+    if (picture_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "use_picture_type() was not called");
+        return NULL;
+    }
+    start = PyLong_AsSsize_t(args[1]);
+    end = PyLong_AsSsize_t(args[2]);
+    if (PyErr_Occurred() || PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (start < 0 || end > view.len || end - start < 3 || !(((unsigned char *)view.buf)[start] & 0x80)) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
+    }
+    result = picture_of(view.buf, start, end);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"read_picture", (PyCFunction)(void (*)(void))read_picture, METH_FASTCALL,
+     "The fields of payload buf[start:end] to rewrite; None when there is nothing to."},
+    {"use_picture_type", (PyCFunction)use_picture_type, METH_O, "The tuple type read_picture returns."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "kolabmeet.media.worker._vp8", NULL, -1, NULL,
+    PyModuleDef_HEAD_INIT, "kolabmeet.media.worker._vp8", NULL, -1, module_methods,
 };
 
 PyMODINIT_FUNC PyInit__vp8(void)

@@ -15,7 +15,7 @@ from types import ModuleType
 DISABLED = os.environ.get("KOLABMEET_NO_EXTENSIONS") == "1"
 """The pure-Python twins everywhere (for comparing, or to rule the C ones out)."""
 
-TWINS = ("_send", "_retransmission", "_send_history", "_vp8", "_consumer_core")
+TWINS = ("_send", "_retransmission", "_send_history", "_vp8", "_consumer_core", "_rtp")
 """Every compiled twin, by module name (setup.py builds these)."""
 
 

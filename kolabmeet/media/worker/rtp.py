@@ -1,13 +1,17 @@
 """RTP header helpers (RFC 3550, RFC 8285) working in place on receive buffers.
 
 Every function takes the buffer plus the datagram ``length`` (the buffer may be
-larger).  Parsers return sentinels instead of raising on malformed input.
+larger).  Parsers return sentinels instead of raising on malformed input. The ones every
+received packet passes through have compiled twins (``_rtp.c``, see compiled.py); :data:`PY_TWINS`
+keeps the pure-Python ones.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Union
+from typing import Any, Callable, Union
+
+from kolabmeet.media.worker import compiled
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -259,3 +263,15 @@ def set_abs_send_time(buf: Buffer, offset: int, seconds: float) -> None:
 def set_transport_wide_seq(buf: Buffer, offset: int, seq: int) -> None:
     """Write a 16-bit big-endian transport-wide sequence number at ``offset``."""
     _U16.pack_into(buf, offset, seq & 0xFFFF)
+
+
+PY_TWINS: dict[str, Callable[..., Any]] = {
+    f.__name__: f for f in (map_extensions, add_extension_slots, extension_size, payload_bounds,
+                            is_two_byte_form, set_abs_send_time)
+}
+"""The pure-Python twins of what ``_rtp.c`` compiles, by name."""
+
+_c = compiled.load("_rtp")
+if _c is not None:
+    map_extensions, add_extension_slots, extension_size = _c.map_extensions, _c.add_extension_slots, _c.extension_size
+    payload_bounds, is_two_byte_form, set_abs_send_time = _c.payload_bounds, _c.is_two_byte_form, _c.set_abs_send_time

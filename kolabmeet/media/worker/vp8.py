@@ -258,5 +258,12 @@ class PyVp8Rewriter:
         self._last_tl0 = (tl0 + self._tl0_off - 1) & 0xFF
 
 
+py_read_picture = read_picture
+"""The pure-Python twin of read_picture (the compiled one, if built, takes the name)."""
+
 _c = compiled.load("_vp8")
-Vp8Rewriter = PyVp8Rewriter if _c is None else _c.Vp8Rewriter
+if _c is None:
+    Vp8Rewriter = PyVp8Rewriter
+else:
+    _c.use_picture_type(Vp8Picture)
+    Vp8Rewriter, read_picture = _c.Vp8Rewriter, _c.read_picture

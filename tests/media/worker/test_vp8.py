@@ -385,3 +385,17 @@ def test_both_twins_write_and_drop_alike() -> None:
         assert answers[0] == answers[1] and copies[0] == copies[1], step
         pic = (pic + 1) & (0x7FFF if wide else 0x7F)
         tl0 = (tl0 + (tid == 0)) & 0xFF
+
+
+@pytest.mark.skipif(_vp8 is None, reason="the C twin was not built")
+def test_both_twins_read_pictures_alike() -> None:
+    """Random descriptors (every flag, both widths), truncated and with bad bounds, through both readers."""
+    rng = random.Random(4)
+    for _ in range(20000):
+        data = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 10)))
+        if data and rng.random() < 0.7:
+            data = bytes([data[0] | 0x80]) + data[1:]
+        start, end = rng.randrange(-1, 3), rng.randrange(0, len(data) + 2)
+        python, compiled = vp8.py_read_picture(data, start, end), _vp8.read_picture(data, start, end)
+        assert python == compiled
+        assert type(python) is type(compiled)
