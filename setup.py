@@ -11,7 +11,7 @@ from setuptools import Extension, setup
 WORKER = Path("kolabmeet/media/worker")
 
 setup(ext_modules=[
-    Extension(f"kolabmeet.media.worker.{source.stem}", [str(source)], depends=[str(WORKER / "_twin.h")],
+    Extension(f"kolabmeet.media.worker.{source.stem}", [str(source)], depends=[str(h) for h in WORKER.glob("_*.h")],
               extra_compile_args=["-O2", "-Wall"], optional=True)
     for source in sorted(WORKER.glob("_*.c"))
 ])

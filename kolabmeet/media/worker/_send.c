@@ -6,7 +6,7 @@
  * reached through the function pointer pylibsrtp's cffi binding exports (see use_srtp),
  * so nothing is linked here but Python itself.
  */
-#include "_twin.h"
+#include "_rtp.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,8 +15,6 @@
 #include <sys/socket.h>
 
 #define MAX_TRAILER (16 + 4) /* as srtp.MAX_TRAILER */
-#define ONE_BYTE_PROFILE 0xBEDE
-#define TWO_BYTE_PROFILE 0x1000
 
 typedef int (*protect_fn)(void *ctx, void *rtp, int *len);
 
@@ -27,50 +25,10 @@ static PyObject *str_ctx_address, *str_data;
  * of 0 (or, one-byte form, above 14) turns the element into zero padding. */
 static void rewrite_extension_ids(unsigned char *buf, Py_ssize_t length, const unsigned char *id_map)
 {
-    Py_ssize_t pos, end;
-    int profile, kind;
+    static const long none_wanted[3] = {0, 0, 0};
+    long found[3];
 
-    if (length < 12 || buf[0] >> 6 != 2 || !(buf[0] & 0x10))
-        return;
-    pos = 12 + 4 * (buf[0] & 0x0F);
-    if (pos + 4 > length)
-        return;
-    profile = (buf[pos] << 8) | buf[pos + 1];
-    end = pos + 4 + 4 * ((buf[pos + 2] << 8) | buf[pos + 3]);
-    if (end > length)
-        return;
-    pos += 4;
-    if (profile == ONE_BYTE_PROFILE)
-        kind = 1;
-    else if ((profile & 0xFFF0) == TWO_BYTE_PROFILE)
-        kind = 2;
-    else
-        return;
-    while (pos < end) {
-        unsigned char b = buf[pos], new_id;
-        Py_ssize_t stop;
-        if (b == 0) {
-            pos++;
-            continue;
-        }
-        if (kind == 1) {
-            if (b >> 4 == 15)
-                break;
-            stop = pos + 2 + (b & 0x0F);
-        } else {
-            if (pos + 2 > end)
-                break;
-            stop = pos + 2 + buf[pos + 1];
-        }
-        if (stop > end)
-            break;
-        new_id = id_map[kind == 1 ? b >> 4 : b];
-        if (new_id == 0 || (kind == 1 && new_id > 14))
-            memset(buf + pos, 0, (size_t)(stop - pos));
-        else
-            buf[pos] = kind == 1 ? (unsigned char)((new_id << 4) | (b & 0x0F)) : new_id;
-        pos = stop;
-    }
+    walk(buf, length, id_map, none_wanted, found);
 }
 
 static PyObject *wrong_arguments(const char *name)
