@@ -17,7 +17,7 @@ from kolabmeet.media.errors import MediaError
 from kolabmeet.media.worker import stun
 from kolabmeet.media.worker.transport import RECV_BUFFER
 from kolabmeet.media.worker.tuple import TcpTuple, Tuple, UdpTuple
-from kolabmeet.media.worker.udp import SOCKET_BUFFER
+from kolabmeet.media.worker.udp import tune
 
 if TYPE_CHECKING:
     from kolabmeet.media.worker.webrtc_transport import WebRtcTransport
@@ -215,7 +215,5 @@ def _bind_udp(ip: str, port: int) -> tuple[socket.socket, int]:
         sock.close()
         why = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror
         raise MediaError(f"cannot bind the WebRTC UDP port {ip}:{port}: {why}") from exc
-    sock.setblocking(False)
-    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+    tune(sock)
     return sock, sock.getsockname()[1]
