@@ -196,6 +196,13 @@ async def test_sender_reports_and_key_frame_requests(call: Call) -> None:
                for pt, _fmt, offset, size in rtcp.iter_packets(data) if pt == rtcp.PT_SR]
     ssrcs = {report.ssrc for report in reports if report}
     assert sub.ssrc("video") in ssrcs and sub.ssrc("audio") in ssrcs
+    both = {sub.ssrc("video"), sub.ssrc("audio")}
+    compound = [data for data in sub.receiver.rtcp_received
+                if {r.ssrc for pt, _fmt, offset, size in rtcp.iter_packets(data) if pt == rtcp.PT_SR
+                    for r in [rtcp.parse_sender_report(data, offset, size)] if r} == both]
+    assert compound, "one compound packet carries the transport's sender reports"
+    assert {ssrc for pt, _fmt, offset, size in rtcp.iter_packets(compound[0]) if pt == rtcp.PT_SDES
+            for ssrc, _cname in rtcp.parse_sdes_cnames(compound[0], offset, size)} == both
     _check_rtp_clock(sub.receiver, sub.ssrc("audio"), 48000)
     _check_rtp_clock(sub.receiver, sub.ssrc("video"), 90000)
     plis = call.sender.plis

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from kolabmeet.media.worker.router import Router
 
 RTCP_INTERVAL = 1.0
+RTCP_COMPOUND_MAX = 1200
+"""Bytes of one compound RTCP packet of sender reports (and their SDES), under a path's MTU with SRTCP's trailer."""
 RECV = PacketBuffer()
 RECV_BUFFER = RECV.data
 RECV_VIEW = RECV.view
@@ -304,12 +306,8 @@ class Transport(ABC):
 
     def _send_reports(self) -> None:
         """Sender reports for our consumers, receiver reports for our producers."""
-        ntp = rtcp.ntp_now()
+        self._send_sender_reports()
         for consumer in list(self.consumers.values()):
-            report = consumer.sender_report(ntp)
-            if report is not None:
-                cname = consumer.rtp_parameters.get("rtcp", {}).get("cname") or "kolabmeet"
-                self.send_rtcp(report + rtcp.sdes_cname(consumer.ssrc, cname))
             if consumer.waiting_for_keyframe:
                 consumer.request_keyframe()
         self._allocate_layers()
@@ -322,6 +320,29 @@ class Transport(ABC):
         if self.incoming is not None:
             self.incoming.on_loss(lost)
         self._send_remb()
+
+    def _send_sender_reports(self) -> None:
+        """Our consumers' SRs, then their CNAMEs, in as few compound packets as fit RTCP_COMPOUND_MAX.
+
+        One SDES packet per CNAME, not one of many chunks: aiortc's parser (pymediasoup clients)
+        misreads the padding between chunks and drops the whole compound."""
+        ntp = rtcp.ntp_now()
+        reports: list[bytes] = []
+        cnames: list[bytes] = []
+        size = 0
+        for consumer in list(self.consumers.values()):
+            report = consumer.sender_report(ntp)
+            if report is None:
+                continue
+            sdes = rtcp.sdes_cname(consumer.ssrc, consumer.rtp_parameters.get("rtcp", {}).get("cname") or "kolabmeet")
+            if reports and size + len(report) + len(sdes) > RTCP_COMPOUND_MAX:
+                self.send_rtcp(b"".join(reports + cnames))
+                reports, cnames, size = [], [], 0
+            reports.append(report)
+            cnames.append(sdes)
+            size += len(report) + len(sdes)
+        if reports:
+            self.send_rtcp(b"".join(reports + cnames))
 
     def _send_remb(self) -> None:
         """REMB: our estimate to a REMB sender, maxIncomingBitrate (if set) to any; both capped by it."""

@@ -384,3 +384,34 @@ def test_ntp_helpers():
     assert abs((ntp >> 32) - (int(time.time()) + rtcp.NTP_EPOCH_OFFSET)) <= 1
     assert ntp_middle32(0x0123456789ABCDEF) == 0x456789AB
     assert ntp_middle32(ntp) == (ntp >> 16) & 0xFFFFFFFF
+
+
+def test_sender_reports_go_in_compound_packets_that_fit() -> None:
+    """Many consumers on one transport: their SRs and CNAMEs in as few packets as fit RTCP_COMPOUND_MAX."""
+    from types import SimpleNamespace
+
+    from kolabmeet.media.worker.rtcp import parse_sender_report
+    from kolabmeet.media.worker.transport import RTCP_COMPOUND_MAX, Transport
+
+    def consumer(ssrc: int) -> SimpleNamespace:
+        return SimpleNamespace(ssrc=ssrc, rtp_parameters={"rtcp": {"cname": f"peer-{ssrc:08x}-cname"}},
+                               sender_report=lambda ntp: sender_report(ssrc, ntp, 1, 2, 3))
+
+    sent: list[bytes] = []
+    transport = SimpleNamespace(consumers={i: consumer(0x1000 + i) for i in range(40)}, send_rtcp=sent.append)
+    Transport._send_sender_reports(transport)
+    assert 1 < len(sent) <= 4
+    seen = []
+    for data in sent:
+        assert len(data) <= RTCP_COMPOUND_MAX
+        srs = [parse_sender_report(data, offset, size).ssrc for pt, _fmt, offset, size in iter_packets(data)
+               if pt == PT_SR]
+        cnames = [ssrc for pt, _fmt, offset, size in iter_packets(data) if pt == PT_SDES
+                  for ssrc, _cname in parse_sdes_cnames(data, offset, size)]
+        assert srs == cnames
+        seen += srs
+    assert seen == [0x1000 + i for i in range(40)]
+    parsed = RtcpPacket.parse(sent[0])  # an independent parser reads the compound the same way
+    half = len(parsed) // 2
+    assert [type(p) for p in parsed] == [RtcpSrPacket] * half + [RtcpSdesPacket] * half
+    assert [p.chunks[0].ssrc for p in parsed[half:]] == [p.ssrc for p in parsed[:half]]
