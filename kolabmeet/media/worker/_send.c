@@ -31,12 +31,6 @@ static void rewrite_extension_ids(unsigned char *buf, Py_ssize_t length, const u
     walk(buf, length, id_map, none_wanted, found);
 }
 
-static PyObject *wrong_arguments(const char *name)
-{
-    PyErr_Format(PyExc_TypeError, "%s() takes session, out, packet and ext_map", name);
-    return NULL;
-}
-
 /* send.protect_into; also hands back where the protected packet is. */
 static Py_ssize_t protect(PyObject *session, PyObject *out, PyObject *packet, PyObject *ext_map,
                           unsigned char **where)
@@ -93,14 +87,21 @@ static Py_ssize_t protect(PyObject *session, PyObject *out, PyObject *packet, Py
     return n;
 }
 
+/* protect() from a call's (session, out, packet, ext_map); -3 with TypeError for other arguments. */
+static Py_ssize_t protect_call(const char *name, PyObject *const *args, Py_ssize_t nargs, unsigned char **where)
+{
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "%s() takes session, out, packet and ext_map", name);
+        return -3;
+    }
+    return protect(args[0], args[1], args[2], args[3], where);
+}
+
 static PyObject *protect_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     unsigned char *where;
-    Py_ssize_t n;
+    Py_ssize_t n = protect_call("protect_into", args, nargs, &where);
 
-    if (nargs != 4)
-        return wrong_arguments("protect_into");
-    n = protect(args[0], args[1], args[2], args[3], &where);
     return n == -3 ? NULL : PyLong_FromSsize_t(n);
 }
 
@@ -198,11 +199,8 @@ static PyObject *sender_send(UdpSender *self, PyObject *data)
 static PyObject *sender_send_srtp(UdpSender *self, PyObject *const *args, Py_ssize_t nargs)
 {
     unsigned char *where;
-    Py_ssize_t n;
+    Py_ssize_t n = protect_call("send_srtp", args, nargs, &where);
 
-    if (nargs != 4)
-        return wrong_arguments("send_srtp");
-    n = protect(args[0], args[1], args[2], args[3], &where);
     if (n == -3)
         return NULL;
     if (n >= 0 && !send_datagram(self, where, n))

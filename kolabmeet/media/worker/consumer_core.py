@@ -16,7 +16,7 @@ rules; ``tests/media/worker/test_consumer_core.py`` runs both on the same packet
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from kolabmeet.media.worker import compiled
 from kolabmeet.media.worker.rtp import MID_SLOT
@@ -47,6 +47,10 @@ class PyConsumerCore:
 
     producer: Any
     transport: Any
+    # the subclass's steps (consumer.Consumer has them), declared for type checkers only
+    _switch_layer: Callable[[int], None]
+    _fall_back: Callable[[int], None]
+    _sync: Callable[[int, int], None]
 
     def send_rtp(self, buf: bytearray, view: memoryview, length: int, marked_pt: int,
                  seq: int, ts: int, keyframe: bool, layer: int) -> None:
@@ -113,15 +117,6 @@ class PyConsumerCore:
             self._silent_since = now
             return False
         return now - self._silent_since >= SILENCE_CONFIRM
-
-    def _switch_layer(self, layer: int) -> None:
-        raise NotImplementedError
-
-    def _fall_back(self, layer: int) -> None:
-        raise NotImplementedError
-
-    def _sync(self, seq: int, ts: int) -> None:
-        raise NotImplementedError
 
 
 def py_fan_out(consumers: Iterable[Any], buf: bytearray, view: memoryview, length: int, marked_pt: int,
