@@ -4,7 +4,8 @@ The server runs as `kolabmeet serve` in a process of its own (one worker), so
 that its memory is its own. Peers join one room as the Kolab web client does
 (connection token, socket.io connect, roomReady, getRouterRtpCapabilities, a
 receive WebRTC transport, join, a send WebRTC transport), one after another or,
-with --concurrent, all at once. Reported per run and as medians over the runs:
+with --concurrent, all at once, each with a light socket.io peer (bench.signaling_peer) so that
+the bench's own CPU stays below the server's. Reported per run and as medians over the runs:
 the p50 and p95 of the time from socket connect to the end of the last request,
 and the resident memory the control process and the worker gain per joined peer, and the CPU time
 per join of the control process, the worker and the bench's own clients.
@@ -28,7 +29,8 @@ import uvloop
 
 from bench.forwarding import worker_cpu_seconds
 from kolabmeet.media.capabilities import router_rtp_capabilities
-from tests.helpers import TOKEN, Browser, KolabApp, free_port
+from bench.signaling_peer import SignalingPeer
+from tests.helpers import TOKEN, KolabApp, free_port
 
 
 def rss_kib(pid: int) -> int:
@@ -39,8 +41,8 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-async def join_one(app: KolabApp, room: str) -> tuple[Browser, float]:
-    browser = Browser((await app.connection(room, 3))["token"])
+async def join_one(app: KolabApp, room: str) -> tuple[SignalingPeer, float]:
+    browser = SignalingPeer(app.session, (await app.connection(room, 3))["token"])
     start = time.perf_counter()
     await browser.connect()
     await browser.ok("getRouterRtpCapabilities")
@@ -57,7 +59,7 @@ async def one_run(peers: int, concurrent: bool) -> dict[str, float]:
            "SSL_CERT": "none", "TURN_SERVER": "none", "MEDIASOUP_NUM_WORKERS": "1", "KOLABMEET_WEBRTC_PORT": "0",
            "KOLABMEET_CONSOLE_SOCKET": "none"}
     server = subprocess.Popen([sys.executable, "-m", "kolabmeet", "serve", "--log-level", "WARNING"], env=env)
-    browsers: list[Browser] = []
+    browsers: list[SignalingPeer] = []
     try:
         async with aiohttp.ClientSession() as http:
             app = KolabApp(SimpleNamespace(port=port), http)  # type: ignore[arg-type]
@@ -74,6 +76,7 @@ async def one_run(peers: int, concurrent: bool) -> dict[str, float]:
                 joined = [await join_one(app, room) for _ in range(peers)]
             browsers += [browser for browser, _latency in joined]
             latencies = sorted(latency for _browser, latency in joined)
+            await _notifications_settled(browsers)
             cpu_after = [sum(worker_cpu_seconds(pid)) for pid in (server.pid, worker)] + [time.process_time()]
             await asyncio.sleep(0.5)
             control_after, worker_after = rss_kib(server.pid), rss_kib(worker)
@@ -88,6 +91,14 @@ async def one_run(peers: int, concurrent: bool) -> dict[str, float]:
             "worker_kib_per_peer": (worker_after - worker_before) / peers,
             **{f"{name}_cpu_ms_per_join": (after - before) / peers * 1000
                for name, before, after in zip(("control", "worker", "clients"), cpu_before, cpu_after)}}
+
+
+async def _notifications_settled(peers: list[SignalingPeer]) -> None:
+    """Until the notifications the joins sent to everyone have all arrived (no change for 0.2 s)."""
+    before, now = -1, sum(peer.notifications for peer in peers)
+    while now != before:
+        await asyncio.sleep(0.2)
+        before, now = now, sum(peer.notifications for peer in peers)
 
 
 async def _wait_listening(http: aiohttp.ClientSession, port: int) -> None:
