@@ -18,11 +18,13 @@ joining the loaded room, the time from its newConsumer ack to the first packet o
 consumer. A room passes when the busiest worker stays under 100 % of a core, loss < 0.1 %
 and every consumer scores 10.
 
-    python -m bench.participants --peers 16 20 24 --seconds 10 --runs 3 [--workers 2] [--webrtc]
+    python -m bench.participants --peers 16 20 24 --seconds 10 --runs 3 [--workers 2 | --workers 1 2] [--webrtc]
 
 With --workers 2 the room is split over two workers (ROUTER_SCALE_SIZE = N/2, producers
 piped across); the figure to compare with one worker is forwarded packets per worker CPU
-second (on this 2-core machine the load generator shares the cores).
+second (on this 2-core machine the load generator shares the cores). With --workers 1 2 the
+one- and two-worker runs alternate and each pair gives a ratio, so that the machine's drift
+over minutes falls on both sides; the median ratio is reported.
 """
 
 from __future__ import annotations
@@ -384,6 +386,10 @@ def _cpu(pids: list[int]) -> list[float]:
     return [sum(worker_cpu_seconds(pid)) for pid in pids]
 
 
+def _system(pids: list[int]) -> float:
+    return sum(worker_cpu_seconds(pid)[1] for pid in pids)
+
+
 async def _join_all(peers: list[Prepared]) -> tuple[list[Sender], list[Link | None]]:
     senders, links = [], []
     for number, peer in enumerate(peers):
@@ -424,9 +430,11 @@ async def one_run(peers: int, seconds: float, workers: int, webrtc: bool = False
             pids = [w.pid for w in server.pool.workers]
             packets_before, _ = await _worker_totals(server)
             cpu_before, gen_before, delivered_before = _cpu(pids), _cpu([c.pid for c in children]), delivered.value
+            system_before = _system(pids)
             wall_before = time.perf_counter()
             await asyncio.sleep(seconds)
             cpu_after, gen_after, delivered_after = _cpu(pids), _cpu([c.pid for c in children]), delivered.value
+            system = _system(pids) - system_before
             wall = time.perf_counter() - wall_before
             packets_after, lowest_score = await _worker_totals(server)
             acks: dict[int, float] = {}
@@ -459,6 +467,7 @@ async def one_run(peers: int, seconds: float, workers: int, webrtc: bool = False
         "forwarded_per_s": (packets_after - packets_before) / wall,
         "delivered_per_s": (delivered_after - delivered_before) / wall,
         "us_per_delivered": sum(cpu) / max(1, delivered_after - delivered_before) * 1e6,
+        "system_us_per_delivered": system / max(1, delivered_after - delivered_before) * 1e6,
         "busiest_worker_share": max(cpu) / wall, "loss": 1 - received / max(1, expected),
         "lowest_score": lowest_score, "drops_server": drops_server, "drops_generator": drops_generator,
         "generator_share": sum(a - b for a, b in zip(gen_after, gen_before)) / wall,
@@ -482,26 +491,46 @@ def main() -> None:
     parser.add_argument("--peers", type=int, nargs="+", default=[16, 20, 24])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1],
+                        help="worker counts; with several, their runs alternate (1 2 1 2 ...) and are compared")
     parser.add_argument("--webrtc", action="store_true", help="WebRTC transports (ICE, DTLS, SRTP) as browsers use")
     args = parser.parse_args()
     for peers in args.peers:
-        results = [uvloop.run(one_run(peers, args.seconds, args.workers, args.webrtc)) for _ in range(args.runs)]
-        for result in results:
-            print("run: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                      for k, v in result.items()), flush=True)
-        median = {key: statistics.median(r[key] for r in results) for key in
-                  ("delivered_per_s", "us_per_delivered", "busiest_worker_share", "loss", "generator_share",
-                   "first_video_ms_median")}
-        verdict = "carried" if sum(passes(r) for r in results) * 2 > len(results) else "NOT carried"
-        kind = "WebRTC" if args.webrtc else "plain RTP"
-        print(f"{peers} peers ({kind}) on {args.workers} worker(s): {verdict} in"
-              f" {sum(map(passes, results))}/{len(results)} runs; medians:"
-              f" {median['delivered_per_s']:,.0f} packets/s delivered to peers,"
-              f" {median['us_per_delivered']:.2f} µs of worker CPU per delivered packet,"
-              f" busiest worker {median['busiest_worker_share']:.0%} of a core, loss {median['loss']:.3%},"
-              f" generator {median['generator_share']:.0%} of a core,"
-              f" newConsumer ack to first video packet {median['first_video_ms_median']:.0f} ms", flush=True)
+        results: dict[int, list[dict[str, Any]]] = {workers: [] for workers in args.workers}
+        for _ in range(args.runs):
+            for workers in args.workers:
+                result = uvloop.run(one_run(peers, args.seconds, workers, args.webrtc))
+                print("run: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                          for k, v in result.items()), flush=True)
+                results[workers].append(result)
+        for workers in args.workers:
+            _summary(peers, workers, args.webrtc, results[workers])
+        if 1 in results:
+            for workers in (w for w in results if w != 1):
+                _comparison(workers, results[1], results[workers])
+
+
+def _summary(peers: int, workers: int, webrtc: bool, results: list[dict[str, Any]]) -> None:
+    median = {key: statistics.median(r[key] for r in results) for key in
+              ("delivered_per_s", "us_per_delivered", "busiest_worker_share", "loss", "generator_share",
+               "first_video_ms_median")}
+    verdict = "carried" if sum(passes(r) for r in results) * 2 > len(results) else "NOT carried"
+    kind = "WebRTC" if webrtc else "plain RTP"
+    print(f"{peers} peers ({kind}) on {workers} worker(s): {verdict} in"
+          f" {sum(map(passes, results))}/{len(results)} runs; medians:"
+          f" {median['delivered_per_s']:,.0f} packets/s delivered to peers,"
+          f" {median['us_per_delivered']:.2f} µs of worker CPU per delivered packet,"
+          f" busiest worker {median['busiest_worker_share']:.0%} of a core, loss {median['loss']:.3%},"
+          f" generator {median['generator_share']:.0%} of a core,"
+          f" newConsumer ack to first video packet {median['first_video_ms_median']:.0f} ms", flush=True)
+
+
+def _comparison(workers: int, single: list[dict[str, Any]], several: list[dict[str, Any]]) -> None:
+    """What `workers` workers carry against one, each run paired with the one-worker run next to it:
+    `workers` cores at the CPU per delivered packet measured, against one core at its own."""
+    ratios = [workers * one["us_per_delivered"] / many["us_per_delivered"] for one, many in zip(single, several)]
+    print(f"{workers} workers against one, per CPU second: {statistics.median(ratios):.2f} x"
+          f" (median of {len(ratios)} adjacent pairs: {', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
 
 
 if __name__ == "__main__":
