@@ -18,6 +18,7 @@ from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Decoder, Vp8Encoder, vp8_depayload
 from aiortc.jitterbuffer import JitterFrame
 
+from kolabmeet.media.capabilities import ROUTER_IDS, TRANSPORT_WIDE_CC
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.rtp import payload_bounds
 
@@ -27,6 +28,7 @@ VP8_PT = 101
 RTX_PT = 102
 OPUS_PT = 100
 _HEADER = struct.Struct("!BBHII")
+TCC_ID = ROUTER_IDS[TRANSPORT_WIDE_CC]
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -47,15 +49,25 @@ def port_of(transport: asyncio.DatagramTransport) -> int:
     return transport.get_extra_info("sockname")[1]
 
 
-def rtp_packet(pt: int, seq: int, ts: int, ssrc: int, payload: bytes, marker: bool = False) -> bytes:
-    return _HEADER.pack(0x80, pt | (0x80 if marker else 0), seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc) + payload
+def rtp_packet(pt: int, seq: int, ts: int, ssrc: int, payload: bytes, marker: bool = False,
+               transport_cc: int | None = None) -> bytes:
+    """An RTP packet; with `transport_cc`, a one-byte extension element carrying that transport-wide number."""
+    if transport_cc is None:
+        return _HEADER.pack(0x80, pt | (0x80 if marker else 0), seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc) + payload
+    header = _HEADER.pack(0x90, pt | (0x80 if marker else 0), seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc)
+    element = bytes([TCC_ID << 4 | 1]) + (transport_cc & 0xFFFF).to_bytes(2, "big") + b"\0"
+    return header + b"\xbe\xde\x00\x01" + element + payload
 
 
 class Sender:
     """Sends VP8 video and Opus audio over RTP; answers PLI with a key frame."""
 
-    def __init__(self, video_ssrc: int = 11111111, audio_ssrc: int = 22222222, rtx_ssrc: int | None = None) -> None:
+    def __init__(self, video_ssrc: int = 11111111, audio_ssrc: int = 22222222, rtx_ssrc: int | None = None,
+                 transport_cc: bool = False) -> None:
         self.video_ssrc = video_ssrc
+        self.transport_cc = transport_cc
+        """With it, video is signalled and sent with transport-wide sequence numbers (as browsers do)."""
+        self._transport_seq = 0
         self.audio_ssrc = audio_ssrc
         self.rtx_ssrc = rtx_ssrc
         """With one, video is signalled with RTX and `send_rtx` resends packets on it."""
@@ -97,6 +109,11 @@ class Sender:
                        "parameters": {"apt": VP8_PT}, "rtcpFeedback": []}
                 return {"codecs": [codec, rtx], "encodings": [{"ssrc": ssrc, "rtx": {"ssrc": self.rtx_ssrc}}],
                         "rtcp": {"cname": "sender", "reducedSize": True}}
+            if self.transport_cc:
+                codec["rtcpFeedback"].append({"type": "transport-cc"})
+                return {"codecs": [codec], "encodings": [{"ssrc": ssrc}],
+                        "headerExtensions": [{"uri": TRANSPORT_WIDE_CC, "id": TCC_ID}],
+                        "rtcp": {"cname": "sender", "reducedSize": True}}
         else:
             codec = {"mimeType": "audio/opus", "payloadType": OPUS_PT, "clockRate": 48000, "channels": 2,
                      "parameters": {}, "rtcpFeedback": []}
@@ -107,7 +124,11 @@ class Sender:
         for index, payload in enumerate(payloads):
             seq = self._seq[ssrc]
             self._seq[ssrc] = seq + 1
-            packet = rtp_packet(pt, seq, ts, ssrc, payload, marker=index == len(payloads) - 1)
+            transport_seq = None
+            if self.transport_cc and ssrc == self.video_ssrc:
+                transport_seq = self._transport_seq = self._transport_seq + 1
+            packet = rtp_packet(pt, seq, ts, ssrc, payload, marker=index == len(payloads) - 1,
+                                transport_cc=transport_seq)
             if ssrc == self.video_ssrc:
                 self.sent[seq] = packet
                 if seq in self.skip:

@@ -11,6 +11,7 @@ import aiohttp
 from kolabmeet.app import Server
 from tests.helpers import Browser, KolabApp, joined
 from kolabmeet.media.capabilities import router_rtp_capabilities
+from kolabmeet.media.worker import rtcp
 from tests.media.rtp_peer import Receiver, Sender, gap_free, plain_viewer
 
 
@@ -77,6 +78,40 @@ async def test_room_spreads_over_workers_and_media_crosses(server_with: Any) -> 
         await far.wait_for("consumerClosed", lambda d: d["consumerId"] == far_video)
         await _until(lambda: producers["video"] not in second.producers)
 
+        sender.close()
+        for browser, receiver in ((near, near_receiver), (far, far_receiver)):
+            receiver.close()
+            await browser.close()
+        await publisher.close()
+
+
+async def test_pipes_carry_no_congestion_feedback(server_with: Any) -> None:
+    """The publisher's transport answers transport-wide numbers with feedback; a pipe does not, since
+    the numbers in piped packets are those the near consumers wrote last: the far end sends only
+    receiver reports back."""
+    async with server_with(num_workers=2, router_scale_size=2) as server, aiohttp.ClientSession() as http:
+        app = KolabApp(server, http)
+        room = await app.create_room()
+        publisher = await joined(app, room, role=3, nickname="speaker")
+        near, near_receiver = await plain_viewer(app, room)
+        far, far_receiver = await plain_viewer(app, room)
+        first, second = (_server_peer(server, b).router for b in (publisher, far))
+        sender = Sender(transport_cc=True)
+        address, _producers = await _publish(publisher, sender)
+        for viewer in (near, far):
+            await viewer.wait_request("newConsumer", count=2)
+            peer = _server_peer(server, viewer)
+            await _until(lambda: len(peer.consumers) == 2 and not any(c.paused for c in peer.consumers.values()))
+        _local, remote = first._pipes[second.id]
+        before = (await remote.get_stats())[0]["bytesSent"]
+        await sender.stream(address, seconds=1.5)
+        await asyncio.sleep(0.2)
+        feedback = [p for data in sender.rtcp_received for p in rtcp.iter_packets(data)
+                    if p[0] == rtcp.PT_RTPFB and p[1] == rtcp.FMT_TCC]
+        assert len(feedback) >= 5, "the publisher's transport sends transport-wide feedback"
+        assert far_receiver.frames_decoded >= 0.8 * sender.frames_sent
+        sent_back = (await remote.get_stats())[0]["bytesSent"] - before
+        assert sent_back < 200, f"the far end of the pipe sent {sent_back} bytes of RTCP in 1.7 s (reports: about 64)"
         sender.close()
         for browser, receiver in ((near, near_receiver), (far, far_receiver)):
             receiver.close()

@@ -26,5 +26,11 @@ class PipeTransport(PlainTransport):
         """The other end's ip and port; RTCP shares the port."""
         super().connect({**data, "rtcpPort": data.get("port")})
 
+    def _choose_feedback(self, producer: Producer) -> None:
+        """No congestion feedback on a pipe: both ends are workers of one deployment, and the
+        transport-wide numbers in piped packets are whatever the near consumers wrote last into
+        the buffer they share, meaningless here. Feedback for them cost the far worker a timer
+        and a feedback packet every few packets, and the near one their parsing."""
+
     def make_consumer(self, producer: Producer, data: dict[str, Any]) -> Consumer:
         return PipeConsumer(data["consumerId"], self, producer, data, self.notify)
