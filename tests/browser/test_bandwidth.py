@@ -69,5 +69,6 @@ async def test_the_receivers_feedback_gives_an_estimate_of_what_we_send(pages: P
         healthy = delivered > 100_000 and stats["availableOutgoingBitrate"] > delivered
         return stats if healthy and stats["outgoingBandwidthState"] == "normal" else None
 
-    stats = await until(estimated, 15, "an estimate above the delivered bitrate")
+    # 30 s: on a loaded machine Chromium's feedback shows queueing delay that the estimate must ride out
+    stats = await until(estimated, 30, "an estimate above the delivered bitrate")
     assert stats["outgoingLoss"] < 0.05, stats
