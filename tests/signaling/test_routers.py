@@ -40,14 +40,27 @@ async def _until(predicate: Any, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def _room_over_two_workers(app: KolabApp) -> tuple[Browser, Browser, Receiver, Browser, Receiver]:
+    """A publisher and a plain viewer on the first router, a plain viewer on the second (ROUTER_SCALE_SIZE 2)."""
+    room = await app.create_room()
+    publisher = await joined(app, room, role=3, nickname="speaker")
+    near, near_receiver = await plain_viewer(app, room)
+    far, far_receiver = await plain_viewer(app, room)
+    return publisher, near, near_receiver, far, far_receiver
+
+
+async def _consuming(server: Server, viewers: tuple[Browser, ...]) -> None:
+    """Until each viewer has its two consumers, resumed."""
+    for viewer in viewers:
+        await viewer.wait_request("newConsumer", count=2)
+        peer = _server_peer(server, viewer)
+        await _until(lambda: len(peer.consumers) == 2 and not any(c.paused for c in peer.consumers.values()))
+
+
 async def test_room_spreads_over_workers_and_media_crosses(server_with: Any) -> None:
     async with server_with(num_workers=2, router_scale_size=2) as server, aiohttp.ClientSession() as http:
-        app = KolabApp(server, http)
-        room = await app.create_room()
-        publisher = await joined(app, room, role=3, nickname="speaker")
-        near, near_receiver = await plain_viewer(app, room)
-        far, far_receiver = await plain_viewer(app, room)
-        rooms = server.rooms.get(room)
+        publisher, near, near_receiver, far, far_receiver = await _room_over_two_workers(KolabApp(server, http))
+        rooms = server.rooms.get(publisher.room_id)
         first, second = (_server_peer(server, b).router for b in (publisher, far))
         assert _server_peer(server, near).router is first and first.peer_count == 2
         assert second is not first and second.worker is not first.worker, "the third peer goes to the other worker"
@@ -55,10 +68,7 @@ async def test_room_spreads_over_workers_and_media_crosses(server_with: Any) -> 
 
         sender = Sender()
         address, producers = await _publish(publisher, sender)
-        for viewer in (near, far):
-            await viewer.wait_request("newConsumer", count=2)
-            peer = _server_peer(server, viewer)
-            await _until(lambda: len(peer.consumers) == 2 and not any(c.paused for c in peer.consumers.values()))
+        await _consuming(server, (near, far))
         assert producers["video"] in second.producers, "piped under the same id"
         await sender.stream(address, seconds=1.5)
         await asyncio.sleep(0.2)
@@ -90,18 +100,11 @@ async def test_pipes_carry_no_congestion_feedback(server_with: Any) -> None:
     the numbers in piped packets are those the near consumers wrote last: the far end sends only
     receiver reports back."""
     async with server_with(num_workers=2, router_scale_size=2) as server, aiohttp.ClientSession() as http:
-        app = KolabApp(server, http)
-        room = await app.create_room()
-        publisher = await joined(app, room, role=3, nickname="speaker")
-        near, near_receiver = await plain_viewer(app, room)
-        far, far_receiver = await plain_viewer(app, room)
+        publisher, near, near_receiver, far, far_receiver = await _room_over_two_workers(KolabApp(server, http))
         first, second = (_server_peer(server, b).router for b in (publisher, far))
         sender = Sender(transport_cc=True)
         address, _producers = await _publish(publisher, sender)
-        for viewer in (near, far):
-            await viewer.wait_request("newConsumer", count=2)
-            peer = _server_peer(server, viewer)
-            await _until(lambda: len(peer.consumers) == 2 and not any(c.paused for c in peer.consumers.values()))
+        await _consuming(server, (near, far))
         _local, remote = first._pipes[second.id]
         before = (await remote.get_stats())[0]["bytesSent"]
         await sender.stream(address, seconds=1.5)
