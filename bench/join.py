@@ -28,8 +28,8 @@ import aiohttp
 import uvloop
 
 from bench.forwarding import worker_cpu_seconds
-from kolabmeet.media.capabilities import router_rtp_capabilities
 from bench.signaling_peer import SignalingPeer
+from kolabmeet.media.capabilities import router_rtp_capabilities
 from tests.helpers import TOKEN, KolabApp, free_port
 
 
@@ -42,14 +42,14 @@ def rss_kib(pid: int) -> int:
 
 
 async def join_one(app: KolabApp, room: str) -> tuple[SignalingPeer, float]:
-    browser = SignalingPeer(app.session, (await app.connection(room, 3))["token"])
+    peer = SignalingPeer(app.session, (await app.connection(room, 3))["token"])
     start = time.perf_counter()
-    await browser.connect()
-    await browser.ok("getRouterRtpCapabilities")
-    await browser.ok("createWebRtcTransport", {"forceTcp": False, "producing": False, "consuming": True})
-    await browser.ok("join", {"nickname": "peer", "rtpCapabilities": router_rtp_capabilities()})
-    await browser.ok("createWebRtcTransport", {"forceTcp": False, "producing": True, "consuming": False})
-    return browser, time.perf_counter() - start
+    await peer.connect()
+    await peer.ok("getRouterRtpCapabilities")
+    await peer.ok("createWebRtcTransport", {"forceTcp": False, "producing": False, "consuming": True})
+    await peer.ok("join", {"nickname": "peer", "rtpCapabilities": router_rtp_capabilities()})
+    await peer.ok("createWebRtcTransport", {"forceTcp": False, "producing": True, "consuming": False})
+    return peer, time.perf_counter() - start
 
 
 async def one_run(peers: int, concurrent: bool) -> dict[str, float]:
@@ -59,14 +59,14 @@ async def one_run(peers: int, concurrent: bool) -> dict[str, float]:
            "SSL_CERT": "none", "TURN_SERVER": "none", "MEDIASOUP_NUM_WORKERS": "1", "KOLABMEET_WEBRTC_PORT": "0",
            "KOLABMEET_CONSOLE_SOCKET": "none"}
     server = subprocess.Popen([sys.executable, "-m", "kolabmeet", "serve", "--log-level", "WARNING"], env=env)
-    browsers: list[SignalingPeer] = []
+    peers_joined: list[SignalingPeer] = []
     try:
         async with aiohttp.ClientSession() as http:
             app = KolabApp(SimpleNamespace(port=port), http)  # type: ignore[arg-type]
             await _wait_listening(http, port)
             room = await app.create_room()
             first, _ = await join_one(app, room)
-            browsers.append(first)
+            peers_joined.append(first)
             worker = _children(server.pid)[0]
             control_before, worker_before = rss_kib(server.pid), rss_kib(worker)
             cpu_before = [sum(worker_cpu_seconds(pid)) for pid in (server.pid, worker)] + [time.process_time()]
@@ -74,14 +74,14 @@ async def one_run(peers: int, concurrent: bool) -> dict[str, float]:
                 joined = await asyncio.gather(*(join_one(app, room) for _ in range(peers)))
             else:
                 joined = [await join_one(app, room) for _ in range(peers)]
-            browsers += [browser for browser, _latency in joined]
-            latencies = sorted(latency for _browser, latency in joined)
-            await _notifications_settled(browsers)
+            peers_joined += [peer for peer, _latency in joined]
+            latencies = sorted(latency for _peer, latency in joined)
+            await _notifications_settled(peers_joined)
             cpu_after = [sum(worker_cpu_seconds(pid)) for pid in (server.pid, worker)] + [time.process_time()]
             await asyncio.sleep(0.5)
             control_after, worker_after = rss_kib(server.pid), rss_kib(worker)
-            for browser in browsers:
-                await browser.close()
+            for peer in peers_joined:
+                await peer.close()
     finally:
         server.terminate()
         server.wait(10)

@@ -382,12 +382,9 @@ async def _worker_totals(server: Server) -> tuple[int, int]:
     return packets, lowest
 
 
-def _cpu(pids: list[int]) -> list[float]:
-    return [sum(worker_cpu_seconds(pid)) for pid in pids]
-
-
-def _system(pids: list[int]) -> float:
-    return sum(worker_cpu_seconds(pid)[1] for pid in pids)
+def _cpu(pids: list[int]) -> list[tuple[float, float]]:
+    """(user, system) seconds of each process."""
+    return [worker_cpu_seconds(pid) for pid in pids]
 
 
 async def _join_all(peers: list[Prepared]) -> tuple[list[Sender], list[Link | None]]:
@@ -430,11 +427,9 @@ async def one_run(peers: int, seconds: float, workers: int, webrtc: bool = False
             pids = [w.pid for w in server.pool.workers]
             packets_before, _ = await _worker_totals(server)
             cpu_before, gen_before, delivered_before = _cpu(pids), _cpu([c.pid for c in children]), delivered.value
-            system_before = _system(pids)
             wall_before = time.perf_counter()
             await asyncio.sleep(seconds)
             cpu_after, gen_after, delivered_after = _cpu(pids), _cpu([c.pid for c in children]), delivered.value
-            system = _system(pids) - system_before
             wall = time.perf_counter() - wall_before
             packets_after, lowest_score = await _worker_totals(server)
             acks: dict[int, float] = {}
@@ -460,7 +455,9 @@ async def one_run(peers: int, seconds: float, workers: int, webrtc: bool = False
     received = sum(c for per in streams[:peers] for c, _e, _t in per.values())
     expected = sum(e for per in streams[:peers] for _c, e, _t in per.values())
     firsts = [streams[peers][ssrc][2] - at for ssrc, at in acks.items() if ssrc in streams[peers]]
-    cpu = [after - before for before, after in zip(cpu_before, cpu_after)]
+    cpu = [sum(after) - sum(before) for before, after in zip(cpu_before, cpu_after)]
+    system = sum(after[1] - before[1] for before, after in zip(cpu_before, cpu_after))
+    generator = [sum(after) - sum(before) for before, after in zip(gen_before, gen_after)]
     return {
         "peers": peers, "workers": workers, "workers_used": workers_used,
         "fewest_streams_received": min(len(per) for per in streams[:peers]),
@@ -470,8 +467,8 @@ async def one_run(peers: int, seconds: float, workers: int, webrtc: bool = False
         "system_us_per_delivered": system / max(1, delivered_after - delivered_before) * 1e6,
         "busiest_worker_share": max(cpu) / wall, "loss": 1 - received / max(1, expected),
         "lowest_score": lowest_score, "drops_server": drops_server, "drops_generator": drops_generator,
-        "generator_share": sum(a - b for a, b in zip(gen_after, gen_before)) / wall,
-        "generator_receiver_share": (gen_after[0] - gen_before[0]) / wall,
+        "generator_share": sum(generator) / wall,
+        "generator_receiver_share": generator[0] / wall,
         "first_video_ms_median": statistics.median(firsts) * 1000 if firsts else float("nan"),
         "first_video_ms_max": max(firsts) * 1000 if firsts else float("nan"),
         "first_video_consumers": len(firsts), "newcomer_video_consumers": len(acks),

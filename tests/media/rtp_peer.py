@@ -52,9 +52,10 @@ def port_of(transport: asyncio.DatagramTransport) -> int:
 def rtp_packet(pt: int, seq: int, ts: int, ssrc: int, payload: bytes, marker: bool = False,
                transport_cc: int | None = None) -> bytes:
     """An RTP packet; with `transport_cc`, a one-byte extension element carrying that transport-wide number."""
+    header = _HEADER.pack(0x80 if transport_cc is None else 0x90, pt | (0x80 if marker else 0), seq & 0xFFFF,
+                          ts & 0xFFFFFFFF, ssrc)
     if transport_cc is None:
-        return _HEADER.pack(0x80, pt | (0x80 if marker else 0), seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc) + payload
-    header = _HEADER.pack(0x90, pt | (0x80 if marker else 0), seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc)
+        return header + payload
     element = bytes([TCC_ID << 4 | 1]) + (transport_cc & 0xFFFF).to_bytes(2, "big") + b"\0"
     return header + b"\xbe\xde\x00\x01" + element + payload
 
@@ -100,25 +101,22 @@ class Sender:
 
     def rtp_parameters(self, kind: str) -> dict[str, Any]:
         """What a plain-RTP client passes to `produce`."""
-        if kind == "video":
-            codec = {"mimeType": "video/VP8", "payloadType": VP8_PT, "clockRate": 90000, "parameters": {},
-                     "rtcpFeedback": [{"type": "nack"}, {"type": "nack", "parameter": "pli"}]}
-            ssrc = self.video_ssrc
-            if self.rtx_ssrc is not None:
-                rtx = {"mimeType": "video/rtx", "payloadType": RTX_PT, "clockRate": 90000,
-                       "parameters": {"apt": VP8_PT}, "rtcpFeedback": []}
-                return {"codecs": [codec, rtx], "encodings": [{"ssrc": ssrc, "rtx": {"ssrc": self.rtx_ssrc}}],
-                        "rtcp": {"cname": "sender", "reducedSize": True}}
-            if self.transport_cc:
-                codec["rtcpFeedback"].append({"type": "transport-cc"})
-                return {"codecs": [codec], "encodings": [{"ssrc": ssrc}],
-                        "headerExtensions": [{"uri": TRANSPORT_WIDE_CC, "id": TCC_ID}],
-                        "rtcp": {"cname": "sender", "reducedSize": True}}
-        else:
+        rtcp_params = {"cname": "sender", "reducedSize": True}
+        if kind == "audio":
             codec = {"mimeType": "audio/opus", "payloadType": OPUS_PT, "clockRate": 48000, "channels": 2,
                      "parameters": {}, "rtcpFeedback": []}
-            ssrc = self.audio_ssrc
-        return {"codecs": [codec], "encodings": [{"ssrc": ssrc}], "rtcp": {"cname": "sender", "reducedSize": True}}
+            return {"codecs": [codec], "encodings": [{"ssrc": self.audio_ssrc}], "rtcp": rtcp_params}
+        codec = {"mimeType": "video/VP8", "payloadType": VP8_PT, "clockRate": 90000, "parameters": {},
+                 "rtcpFeedback": [{"type": "nack"}, {"type": "nack", "parameter": "pli"}]}
+        params: dict[str, Any] = {"codecs": [codec], "encodings": [{"ssrc": self.video_ssrc}], "rtcp": rtcp_params}
+        if self.rtx_ssrc is not None:
+            params["codecs"].append({"mimeType": "video/rtx", "payloadType": RTX_PT, "clockRate": 90000,
+                                     "parameters": {"apt": VP8_PT}, "rtcpFeedback": []})
+            params["encodings"][0]["rtx"] = {"ssrc": self.rtx_ssrc}
+        if self.transport_cc:
+            codec["rtcpFeedback"].append({"type": "transport-cc"})
+            params["headerExtensions"] = [{"uri": TRANSPORT_WIDE_CC, "id": TCC_ID}]
+        return params
 
     def _send(self, address: tuple[str, int], pt: int, ssrc: int, ts: int, payloads: list[bytes]) -> None:
         for index, payload in enumerate(payloads):

@@ -29,8 +29,8 @@ class PipeTransport(PlainTransport):
     def _choose_feedback(self, producer: Producer) -> None:
         """No congestion feedback on a pipe: both ends are workers of one deployment, and the
         transport-wide numbers in piped packets are whatever the near consumers wrote last into
-        the buffer they share, meaningless here. Feedback on them cost the far worker their accounting per
-        packet and a feedback packet about every 100 ms, and the near one their parsing."""
+        the buffer they share, meaningless here. Feedback on them cost the far worker their
+        accounting per packet and a feedback packet about every 100 ms, the near one their parsing."""
 
     def make_consumer(self, producer: Producer, data: dict[str, Any]) -> Consumer:
         return PipeConsumer(data["consumerId"], self, producer, data, self.notify)
