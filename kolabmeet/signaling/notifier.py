@@ -7,6 +7,8 @@ import logging
 from typing import TYPE_CHECKING, Any, Iterable
 
 import socketio
+from engineio import packet as engineio_packet
+from socketio import packet
 
 if TYPE_CHECKING:
     from kolabmeet.signaling.peer import Peer
@@ -32,14 +34,33 @@ class Notifier:
             self.to_sid(peer.sid, method, data)
 
     def to_sid(self, sid: str, method: str, data: Any = None) -> None:
-        self._spawn(self.sio.emit("notification", {"method": method, "data": data}, to=sid))
+        self._send([sid], method, data)
 
     def broadcast(self, peers: Iterable["Peer"], method: str, data: Any = None,
                   exclude: "Peer | None" = None) -> None:
-        """One emit to every peer's socket: the packet is built and encoded once, not once per peer."""
+        """The notification to every peer's socket but `exclude`'s."""
         sids = [peer.sid for peer in peers if peer is not exclude and peer.sid is not None]
         if sids:
-            self._spawn(self.sio.emit("notification", {"method": method, "data": data}, to=sids))
+            self._send(sids, method, data)
+
+    def _send(self, sids: list[str], method: str, data: Any) -> None:
+        """Encoded once now; queued on each socket at the loop's next turn.
+
+        python-socketio's emit runs a task per recipient, which cost more than the message
+        itself when a join notifies a full room. The next turn, not now, keeps the order its
+        emits had: a request handler's ack goes out before what the handler notified.
+        """
+        event = self.sio.packet_class(packet.EVENT, namespace="/", data=["notification",
+                                                                         {"method": method, "data": data}])
+        message = engineio_packet.Packet(engineio_packet.MESSAGE, event.encode())
+        asyncio.get_running_loop().call_soon(self._queue, sids, message)
+
+    def _queue(self, sids: list[str], message: engineio_packet.Packet) -> None:
+        manager, sockets = self.sio.manager, self.sio.eio.sockets
+        for sid in sids:
+            socket = sockets.get(manager.eio_sid_from_sid(sid, "/"))
+            if socket is not None and not socket.closed:
+                socket.queue.put_nowait(message)
 
     async def request(self, peer: "Peer", method: str, data: Any, timeout: float) -> Any:
         """Event `request` {method, data} with an ack; raises socketio TimeoutError."""

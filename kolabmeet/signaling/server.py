@@ -16,8 +16,10 @@ from kolabmeet.media.errors import MediaError
 from kolabmeet.signaling.context import Context
 from kolabmeet.signaling.errors import RequestError
 from kolabmeet.signaling.notifier import Notifier
+from kolabmeet.signaling.packets import SignalingPacket
 from kolabmeet.signaling.requests import HANDLERS
 from kolabmeet.signaling.turn import ice_servers
+from kolabmeet.signaling.websocket import WebSocket
 
 if TYPE_CHECKING:
     from kolabmeet.api.webhooks import Webhooks
@@ -41,8 +43,10 @@ class Signaling:
         self.webhooks = webhooks
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp", cors_allowed_origins="*", always_connect=True,
-            max_http_buffer_size=MAX_MESSAGE, logger=False, engineio_logger=False,
+            max_http_buffer_size=MAX_MESSAGE, logger=False, engineio_logger=False, serializer=SignalingPacket,
         )
+        # engine.io takes its WebSocket class from its driver's table; there is no setting for it.
+        self.sio.eio._async = {**self.sio.eio._async, "websocket": WebSocket}
         self.notifier = Notifier(self.sio)
         self.rooms: "Rooms | None" = None
         self._peers_by_sid: dict[str, "Peer"] = {}

@@ -1,0 +1,36 @@
+"""The signaling's socket.io packets: byte fixtures both ways, and what they refuse."""
+
+from __future__ import annotations
+
+import pytest
+from socketio import packet
+
+from kolabmeet.signaling.packets import SignalingPacket
+
+
+def test_an_event_encodes_as_socket_io_text() -> None:
+    event = SignalingPacket(packet.EVENT, namespace="/", data=["notification", {"method": "x", "data": None}])
+    assert event.encode() == '2["notification",{"method":"x","data":null}]'
+
+
+def test_an_ack_with_its_id_and_non_ascii_text() -> None:
+    ack = SignalingPacket(packet.ACK, namespace="/", id=7, data=[None, {"nickname": "Zoë", "n": 1.5}])
+    assert ack.encode() == '37[null,{"nickname":"Zoë","n":1.5}]'
+
+
+def test_bytes_never_make_a_binary_packet() -> None:
+    event = SignalingPacket(packet.EVENT, data=["x", b"\x00\x01"])
+    assert event.packet_type == packet.EVENT
+    assert event.encode() == '2["x","AAE="]'
+
+
+def test_a_request_decodes_with_its_ack_id() -> None:
+    request = SignalingPacket(encoded_packet='212["request",{"method":"join","data":{"a":[1,true]}}]')
+    assert (request.packet_type, request.id, request.namespace) == (packet.EVENT, 12, None)
+    assert request.data == ["request", {"method": "join", "data": {"a": [1, True]}}]
+
+
+@pytest.mark.parametrize("encoded", ['2["x",NaN]', '2["x",' + "9" * 5000 + "]", '2["x",', '2["x"]]'])
+def test_malformed_or_unbounded_json_is_refused(encoded: str) -> None:
+    with pytest.raises(ValueError):
+        SignalingPacket(encoded_packet=encoded)
