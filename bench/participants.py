@@ -24,7 +24,9 @@ With --workers 2 the room is split over two workers (ROUTER_SCALE_SIZE = N/2, pr
 piped across); the figure to compare with one worker is forwarded packets per worker CPU
 second (on this 2-core machine the load generator shares the cores). With --workers 1 2 the
 one- and two-worker runs alternate and each pair gives a ratio, so that the machine's drift
-over minutes falls on both sides; the median ratio is reported.
+over minutes falls on both sides; the median ratio is reported. With --rooms 2 the peers form two
+rooms of N/2, each on a worker of its own where there are two: the same comparison when nothing
+crosses between workers, the machine's own ceiling for the one above.
 """
 
 from __future__ import annotations
@@ -401,8 +403,9 @@ def _server_ports(server: Server, room: str) -> set[int]:
             for port in transport_ports(transport)}
 
 
-async def one_run(peers: int, seconds: float, workers: int, webrtc: bool = False) -> dict[str, Any]:
-    server = Server(make_config(num_workers=workers, router_scale_size=-(-peers // workers)))
+async def one_run(peers: int, seconds: float, workers: int, webrtc: bool = False, rooms: int = 1) -> dict[str, Any]:
+    per_room = peers // rooms
+    server = Server(make_config(num_workers=workers, router_scale_size=-(-per_room // max(1, workers // rooms))))
     await server.start()
     ctx = multiprocessing.get_context("fork")
     stop_send, stop_receive, delivered = ctx.Event(), ctx.Event(), ctx.Value("q", 0, lock=False)
@@ -413,8 +416,9 @@ async def one_run(peers: int, seconds: float, workers: int, webrtc: bool = False
     try:
         async with aiohttp.ClientSession() as http:
             app = KolabApp(server, http)
-            room = await app.create_room()
-            prepared = [await prepare_peer(app, room, webrtc) for _ in range(peers + 1)]  # the last: the newcomer
+            room_ids = [await app.create_room() for _ in range(rooms)]
+            prepared = [await prepare_peer(app, room_ids[min(number // per_room, rooms - 1)], webrtc)
+                        for number in range(peers + 1)]  # the last: the newcomer, in the last room
             browsers = [peer.browser for peer in prepared]
             recv_socks = [peer.recv_sock for peer in prepared]
             senders, links = await _join_all(prepared[:peers])
@@ -435,8 +439,8 @@ async def one_run(peers: int, seconds: float, workers: int, webrtc: bool = False
             acks: dict[int, float] = {}
             await join_peer(prepared[peers], peers, acks, newcomer_receiving.set)
             await asyncio.sleep(3.0)
-            server_ports = _server_ports(server, room)
-            workers_used = len({router.worker for router in server.rooms.get(room).live_routers()})
+            server_ports = set().union(*(_server_ports(server, room) for room in room_ids))
+            workers_used = len({router.worker for room in room_ids for router in server.rooms.get(room).live_routers()})
             stop_send.set()
             await asyncio.sleep(0.3)
             stop_receive.set()
@@ -459,7 +463,7 @@ async def one_run(peers: int, seconds: float, workers: int, webrtc: bool = False
     system = sum(after[1] - before[1] for before, after in zip(cpu_before, cpu_after))
     generator = [sum(after) - sum(before) for before, after in zip(gen_before, gen_after)]
     return {
-        "peers": peers, "workers": workers, "workers_used": workers_used,
+        "peers": peers, "rooms": rooms, "workers": workers, "workers_used": workers_used,
         "fewest_streams_received": min(len(per) for per in streams[:peers]),
         "forwarded_per_s": (packets_after - packets_before) / wall,
         "delivered_per_s": (delivered_after - delivered_before) / wall,
@@ -478,9 +482,10 @@ async def one_run(peers: int, seconds: float, workers: int, webrtc: bool = False
 def passes(result: dict[str, Any]) -> bool:
     """Carried: every peer receives every other's mic and webcam, no worker saturated, < 0.1 % loss, every
     consumer scored 10, the newcomer sees every webcam."""
-    return (result["fewest_streams_received"] == 2 * (result["peers"] - 1) and result["busiest_worker_share"] < 1.0
+    per_room = result["peers"] // result["rooms"]
+    return (result["fewest_streams_received"] == 2 * (per_room - 1) and result["busiest_worker_share"] < 1.0
             and result["loss"] < 0.001 and result["lowest_score"] == 10
-            and result["drops_server"] == 0 and result["first_video_consumers"] == result["peers"])
+            and result["drops_server"] == 0 and result["first_video_consumers"] == per_room)
 
 
 def main() -> None:
@@ -491,29 +496,35 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1],
                         help="worker counts; with several, their runs alternate (1 2 1 2 ...) and are compared")
     parser.add_argument("--webrtc", action="store_true", help="WebRTC transports (ICE, DTLS, SRTP) as browsers use")
+    parser.add_argument("--rooms", type=int, default=1,
+                        help="the peers split evenly into this many rooms, each on one worker where there are as"
+                             " many: with --workers 1 2, what a second worker adds when nothing crosses workers")
     args = parser.parse_args()
+    if any(peers % args.rooms for peers in args.peers):
+        parser.error("--peers must be multiples of --rooms")
     for peers in args.peers:
         results: dict[int, list[dict[str, Any]]] = {workers: [] for workers in args.workers}
         for _ in range(args.runs):
             for workers in args.workers:
-                result = uvloop.run(one_run(peers, args.seconds, workers, args.webrtc))
+                result = uvloop.run(one_run(peers, args.seconds, workers, args.webrtc, args.rooms))
                 print("run: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                           for k, v in result.items()), flush=True)
                 results[workers].append(result)
         for workers in args.workers:
-            _summary(peers, workers, args.webrtc, results[workers])
+            _summary(peers, args.rooms, workers, args.webrtc, results[workers])
         if 1 in results:
             for workers in (w for w in results if w != 1):
                 _comparison(workers, results[1], results[workers])
 
 
-def _summary(peers: int, workers: int, webrtc: bool, results: list[dict[str, Any]]) -> None:
+def _summary(peers: int, rooms: int, workers: int, webrtc: bool, results: list[dict[str, Any]]) -> None:
     median = {key: statistics.median(r[key] for r in results) for key in
               ("delivered_per_s", "us_per_delivered", "busiest_worker_share", "loss", "generator_share",
                "first_video_ms_median")}
     verdict = "carried" if sum(passes(r) for r in results) * 2 > len(results) else "NOT carried"
     kind = "WebRTC" if webrtc else "plain RTP"
-    print(f"{peers} peers ({kind}) on {workers} worker(s): {verdict} in"
+    where = "" if rooms == 1 else f" in {rooms} rooms"
+    print(f"{peers} peers{where} ({kind}) on {workers} worker(s): {verdict} in"
           f" {sum(map(passes, results))}/{len(results)} runs; medians:"
           f" {median['delivered_per_s']:,.0f} packets/s delivered to peers,"
           f" {median['us_per_delivered']:.2f} µs of worker CPU per delivered packet,"

@@ -1,4 +1,5 @@
-"""The participants bench at a small size: rooms where everyone receives everyone (over two workers; over WebRTC)."""
+"""The participants bench at a small size: rooms where everyone receives everyone (over two workers; two
+rooms side by side; over WebRTC)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,16 @@ async def test_a_room_over_two_workers_carries_everyone_to_everyone() -> None:
     assert result["delivered_per_s"] > 0.9 * 4 * 3 * (50 + 90), "every mic at 50 and high layer at 90 packets/s"
     assert result["first_video_consumers"] == result["newcomer_video_consumers"] == 4
     assert result["first_video_ms_max"] < 1000
+    assert passes(result)
+
+
+async def test_two_rooms_take_a_worker_each() -> None:
+    result = await one_run(peers=6, seconds=1.0, workers=2, rooms=2)
+    assert result["workers_used"] == 2
+    assert result["fewest_streams_received"] == 4, "each peer gets its own room's 2 others' mic and webcam"
+    assert result["loss"] == 0 and result["lowest_score"] == 10
+    assert result["delivered_per_s"] > 0.9 * 2 * 3 * 2 * (50 + 90)
+    assert result["first_video_consumers"] == result["newcomer_video_consumers"] == 3, "the newcomer's room's webcams"
     assert passes(result)
 
 
