@@ -18,7 +18,7 @@ from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Decoder, Vp8Encoder, vp8_depayload
 from aiortc.jitterbuffer import JitterFrame
 
-from kolabmeet.media.capabilities import ROUTER_IDS, TRANSPORT_WIDE_CC
+from kolabmeet.media.capabilities import ROUTER_IDS, TRANSPORT_WIDE_CC, router_rtp_capabilities
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.rtp import payload_bounds
 
@@ -132,6 +132,11 @@ class Sender:
                 if seq in self.skip:
                     continue
             self.rtp.sendto(packet, address)
+
+    @property
+    def next_video_seq(self) -> int:
+        """The sequence number the next video packet gets."""
+        return self._seq[self.video_ssrc]
 
     def send_rtx(self, address: tuple[str, int], seq: int) -> None:
         """Resend video packet `seq` as RTX (RFC 4588: the original sequence number before the payload)."""
@@ -275,12 +280,27 @@ def gap_free(seqs: list[int]) -> bool:
 
 async def plain_viewer(app: KolabApp, room: str, receiver: Receiver | None = None,
                        rtp_capabilities: dict[str, Any] | None = None) -> tuple[Browser, Receiver]:
-    """A subscriber that joined and receives on a connected plain transport."""
+    """A subscriber that joined and receives on a connected plain transport, made after joining (it
+    consumes what is produced from then on)."""
     browser = await joined(app, room, role=1, nickname="viewer", rtp_capabilities=rtp_capabilities)
+    return browser, await _plain_receiver(browser, receiver)
+
+
+async def late_plain_viewer(app: KolabApp, room: str) -> tuple[Browser, Receiver]:
+    """A subscriber whose plain transport is connected before it joins, as the Kolab client does: it
+    consumes what was produced before it came."""
+    browser = Browser((await app.connection(room, 1))["token"])
+    await browser.connect()
+    receiver = await _plain_receiver(browser, None)
+    await browser.ok("join", {"nickname": "late viewer", "rtpCapabilities": router_rtp_capabilities()})
+    return browser, receiver
+
+
+async def _plain_receiver(browser: Browser, receiver: Receiver | None) -> Receiver:
     receiver = receiver or Receiver()
     await receiver.open()
     transport = await browser.ok("createPlainTransport", {"producing": False, "consuming": True})
     rtp_port, rtcp_port = receiver.ports
     await browser.ok("connectPlainTransport", {"transportId": transport["id"], "ip": "127.0.0.1",
                                                "port": rtp_port, "rtcpPort": rtcp_port})
-    return browser, receiver
+    return receiver

@@ -15,7 +15,7 @@ import pytest
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.keyframe import is_keyframe_vp8
 from tests.helpers import Browser, KolabApp, joined
-from tests.media.rtp_peer import Receiver, Sender, gap_free, plain_viewer
+from tests.media.rtp_peer import Receiver, Sender, gap_free, late_plain_viewer, plain_viewer
 
 
 @dataclass
@@ -305,6 +305,39 @@ async def test_rtx_repairs_a_loss_and_copies_of_what_arrived_are_dropped(app: Ko
             assert len(seqs) == len(set(seqs)), "no packet twice"
             assert len(seqs) == len(sender.sent), "the lost one came through RTX"
     finally:
+        call.close()
+
+
+async def test_no_consumer_starts_on_a_key_frame_repaired_by_rtx(app: KolabApp, browsers: list[Browser]) -> None:
+    """A newcomer's consumer waits for a key frame; the first packet of the one it gets is lost and comes
+    later as RTX. Starting there would skip for good the packets that arrived before the repair (dropped
+    while waiting): the consumer waits for the next key frame instead, and the server asks for one."""
+    sender = Sender(rtx_ssrc=33333333)
+    call = await make_call(app, browsers, sender)
+    try:
+        await sender.stream(call.rtp_address, 0.5)
+        plis = sender.plis
+        newcomer = Subscriber(*await late_plain_viewer(app, call.publisher.room_id))
+        browsers.append(newcomer.browser)
+        await newcomer.browser.wait_request("newConsumer", count=2)
+        await _wait(lambda: sender.plis > plis)
+        repaired = sender.next_video_seq
+        sender.skip = {repaired}
+        for _ in range(3):
+            sender.send_video_frame(call.rtp_address)
+            await asyncio.sleep(1 / 15)
+        plis = sender.plis
+        sender.send_rtx(call.rtp_address, repaired)
+        await sender.stream(call.rtp_address, 1.0)
+        seqs = newcomer.receiver.streams[newcomer.ssrc("video")].seqs
+        assert seqs and gap_free(seqs), seqs
+        assert sender.plis > plis, "a key frame asked for after the repaired one"
+        assert newcomer.receiver.frames_decoded > 0 and newcomer.receiver.undecodable == 0
+        for subscriber in call.subscribers:
+            assert len(subscriber.receiver.streams[subscriber.ssrc("video")].seqs) == len(sender.sent), \
+                "the running consumers forwarded the repair"
+    finally:
+        newcomer.receiver.close()
         call.close()
 
 

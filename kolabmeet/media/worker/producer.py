@@ -220,9 +220,10 @@ class Producer:
             self._track_loss(stream, seq, recovered)
         if self.paused:
             return
-        self._forward(buf, view, length, seq, ts, self.layer_of.get(ssrc, 0))
+        self._forward(buf, view, length, seq, ts, self.layer_of.get(ssrc, 0), recovered)
 
-    def _forward(self, buf: bytearray, view: memoryview, length: int, seq: int, ts: int, layer: int) -> None:
+    def _forward(self, buf: bytearray, view: memoryview, length: int, seq: int, ts: int, layer: int,
+                 recovered: bool) -> None:
         byte1 = buf[1]
         mapped_pt = self._pt_map[byte1 & 0x7F]
         if mapped_pt == 0:
@@ -256,6 +257,11 @@ class Producer:
                 self.vp8_picture = read_picture(buf, start, end)
             if self.keyframe_waiters and self._is_keyframe is not None:
                 keyframe = start > 0 and self._is_keyframe(buf, start, end)
+                if keyframe and recovered:
+                    # Not a place to start: the consumers waiting dropped the packets that came after
+                    # it (they arrived first), and their receivers would miss those for good.
+                    keyframe = False
+                    self.request_keyframe()
         fan_out(self.consumers, buf, view, length, (byte1 & 0x80) | mapped_pt, seq, ts, keyframe, layer, self)
 
     def _track_loss(self, stream: RecvStream, seq: int, recovered: bool) -> None:
