@@ -214,10 +214,14 @@ async def test_senders_are_held_below_max_incoming_bitrate(server_with: Any) -> 
     async with server_with(max_incoming_bitrate=300_000) as server, aiohttp.ClientSession() as http:
         call = await start_call(KolabApp(server, http))
         try:
-            for _ in range(60):
-                if _video_target(call) == 300_000:
-                    break
+            # aiortc starts at 500 kbit/s and takes what a REMB says (at least 250 kbit/s); the REMB is the
+            # server's estimate held to the ceiling, lower while a loaded machine delays packets.
+            async def held() -> bool:
+                return (_video_target(call) or 500_000) <= 300_000
+
+            await _within(held, 6, "aiortc's VP8 encoder follows the server's REMB")
+            for _ in range(10):
+                assert await held(), _video_target(call)
                 await asyncio.sleep(0.1)
-            assert _video_target(call) == 300_000, "aiortc's VP8 encoder follows the server's REMB"
         finally:
             await call.close()
