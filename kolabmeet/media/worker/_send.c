@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <structmember.h>
 
 #define MAX_TRAILER (16 + 4) /* as srtp.MAX_TRAILER */
 
@@ -31,24 +32,15 @@ static void rewrite_extension_ids(unsigned char *buf, Py_ssize_t length, const u
     walk(buf, length, id_map, none_wanted, found);
 }
 
-/* send.protect_into; also hands back where the protected packet is. */
-static Py_ssize_t protect(PyObject *session, PyObject *out, PyObject *packet, PyObject *ext_map,
-                          unsigned char **where)
+/* Copy the packet in `view` into out's buffer (up to out.limit) and map its extension ids:
+ * the length, -1 when it does not fit, -3 with an exception set. */
+static Py_ssize_t copy_mapped(PyObject *out, const Py_buffer *view, PyObject *ext_map, unsigned char **where)
 {
-    PyObject *address, *data;
-    void *ctx;
-    Py_buffer view, map;
-    Py_ssize_t length;
+    PyObject *data;
+    Py_buffer map;
     unsigned char *buf;
-    int n;
+    Py_ssize_t length = view->len;
 
-    address = PyObject_GetAttr(session, str_ctx_address);
-    if (address == NULL)
-        return -3;
-    ctx = PyLong_AsVoidPtr(address);
-    Py_DECREF(address);
-    if (ctx == NULL)
-        return PyErr_Occurred() ? -3 : -1;
     data = PyObject_GetAttr(out, str_data);
     if (data == NULL)
         return -3;
@@ -58,17 +50,12 @@ static Py_ssize_t protect(PyObject *session, PyObject *out, PyObject *packet, Py
         return -3;
     }
     buf = (unsigned char *)PyByteArray_AS_STRING(data);
-    length = PyByteArray_GET_SIZE(data) - MAX_TRAILER;
-    Py_DECREF(data); /* out keeps it (and its export) alive */
-    if (PyObject_GetBuffer(packet, &view, PyBUF_SIMPLE) < 0)
-        return -3;
-    if (view.len > length || view.len > INT_MAX - MAX_TRAILER) {
-        PyBuffer_Release(&view);
+    if (length > PyByteArray_GET_SIZE(data) - MAX_TRAILER || length > INT_MAX - MAX_TRAILER) {
+        Py_DECREF(data);
         return -1;
     }
-    length = view.len;
-    memcpy(buf, view.buf, (size_t)length);
-    PyBuffer_Release(&view);
+    Py_DECREF(data); /* out keeps it (and its export) alive */
+    memcpy(buf, view->buf, (size_t)length);
     if (ext_map != Py_None && length > 0 && buf[0] & 0x10) {
         if (PyObject_GetBuffer(ext_map, &map, PyBUF_SIMPLE) < 0)
             return -3;
@@ -80,6 +67,34 @@ static Py_ssize_t protect(PyObject *session, PyObject *out, PyObject *packet, Py
         rewrite_extension_ids(buf, length, map.buf);
         PyBuffer_Release(&map);
     }
+    *where = buf;
+    return length;
+}
+
+/* send.protect_into; also hands back where the protected packet is. */
+static Py_ssize_t protect(PyObject *session, PyObject *out, PyObject *packet, PyObject *ext_map,
+                          unsigned char **where)
+{
+    PyObject *address;
+    void *ctx;
+    Py_buffer view;
+    Py_ssize_t length;
+    unsigned char *buf;
+    int n;
+
+    address = PyObject_GetAttr(session, str_ctx_address);
+    if (address == NULL)
+        return -3;
+    ctx = PyLong_AsVoidPtr(address);
+    Py_DECREF(address);
+    if (ctx == NULL)
+        return PyErr_Occurred() ? -3 : -1;
+    if (PyObject_GetBuffer(packet, &view, PyBUF_SIMPLE) < 0)
+        return -3;
+    length = copy_mapped(out, &view, ext_map, &buf);
+    PyBuffer_Release(&view);
+    if (length < 0)
+        return length;
     n = (int)length;
     if (srtp_protect_fn == NULL || srtp_protect_fn(ctx, buf, &n) != 0)
         return -1;
@@ -117,18 +132,20 @@ static PyObject *use_srtp(PyObject *module, PyObject *address)
 typedef struct {
     PyObject_HEAD
     PyObject *sock;
+    PyObject *out; /* the PacketBuffer send_rtp copies into when ids change, or None */
+    unsigned long long bytes_sent;
     struct sockaddr_storage addr;
     socklen_t addrlen;
 } UdpSender;
 
 static int sender_init(UdpSender *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"sock", "address", NULL};
-    PyObject *sock, *family_obj;
+    static char *names[] = {"sock", "address", "out", NULL};
+    PyObject *sock, *family_obj, *out = Py_None;
     const char *host;
     int port, family;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O(si):UdpSender", names, &sock, &host, &port))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O(si)|O:UdpSender", names, &sock, &host, &port, &out))
         return -1;
     family_obj = PyObject_GetAttrString(sock, "family");
     if (family_obj == NULL)
@@ -162,6 +179,8 @@ static int sender_init(UdpSender *self, PyObject *args, PyObject *kwargs)
     }
     Py_INCREF(sock);
     Py_XSETREF(self->sock, sock);
+    Py_INCREF(out);
+    Py_XSETREF(self->out, out);
     return 0;
 bad_host:
     PyErr_Format(PyExc_ValueError, "%s is not a numeric address of the socket's family", host);
@@ -208,15 +227,57 @@ static PyObject *sender_send_srtp(UdpSender *self, PyObject *const *args, Py_ssi
     return PyLong_FromSsize_t(n);
 }
 
+/* send.PyUdpSender.send_rtp: (view, ext_map=None, priority, paced, now, twcc_seq), the last four
+ * a transport's send step takes and a plain one has no use for. */
+static PyObject *sender_send_rtp(UdpSender *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *ext_map = nargs > 1 ? args[1] : Py_None;
+    Py_ssize_t given = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames)), length;
+    Py_buffer view;
+    unsigned char *buf;
+    int ok;
+
+    if (nargs < 1 || given > 6) {
+        PyErr_SetString(PyExc_TypeError, "send_rtp() takes view, ext_map, priority, paced, now, twcc_seq");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; kwnames != NULL && i < PyTuple_GET_SIZE(kwnames); i++)
+        if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, i), "ext_map") == 0)
+            ext_map = args[nargs + i];
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (ext_map != Py_None && view.len > 0 && ((unsigned char *)view.buf)[0] & 0x10) {
+        if (self->out == NULL || self->out == Py_None) {
+            PyBuffer_Release(&view);
+            PyErr_SetString(PyExc_ValueError, "mapping extension ids needs the sender's out buffer");
+            return NULL;
+        }
+        length = copy_mapped(self->out, &view, ext_map, &buf);
+        PyBuffer_Release(&view);
+        if (length == -3)
+            return NULL;
+        ok = length >= 0 && send_datagram(self, buf, length);
+    } else {
+        length = view.len;
+        ok = send_datagram(self, view.buf, length);
+        PyBuffer_Release(&view);
+    }
+    if (ok)
+        self->bytes_sent += (unsigned long long)length;
+    return PyBool_FromLong(ok);
+}
+
 static int sender_traverse(UdpSender *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->sock);
+    Py_VISIT(self->out);
     return 0;
 }
 
 static int sender_clear(UdpSender *self)
 {
     Py_CLEAR(self->sock);
+    Py_CLEAR(self->out);
     return 0;
 }
 
@@ -231,7 +292,14 @@ static PyMethodDef sender_methods[] = {
     {"send", (PyCFunction)sender_send, METH_O, "Send one datagram; False when it could not go."},
     {"send_srtp", (PyCFunction)(void (*)(void))sender_send_srtp, METH_FASTCALL,
      "protect_into, then send: the protected length, -1 if it could not be protected, -2 if not sent."},
+    {"send_rtp", (PyCFunction)(void (*)(void))sender_send_rtp, METH_FASTCALL | METH_KEYWORDS,
+     "A plain transport's send step: the packet, its extension ids mapped in out; False if not sent."},
     {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef sender_members[] = {
+    {"bytes_sent", T_ULONGLONG, offsetof(UdpSender, bytes_sent), READONLY, "Bytes send_rtp has sent."},
+    {NULL, 0, 0, 0, NULL},
 };
 
 static PyTypeObject UdpSenderType = {
@@ -246,6 +314,7 @@ static PyTypeObject UdpSenderType = {
     .tp_traverse = (traverseproc)sender_traverse,
     .tp_clear = (inquiry)sender_clear,
     .tp_methods = sender_methods,
+    .tp_members = sender_members,
 };
 
 static PyMethodDef module_methods[] = {

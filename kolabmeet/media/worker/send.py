@@ -27,7 +27,12 @@ _PROTECT_TYPE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
 class Sender(Protocol):
     """What both twins' UDP senders do."""
 
+    bytes_sent: int
+
     def send(self, data: Buffer) -> bool: ...
+
+    def send_rtp(self, view: Buffer, ext_map: bytes | None = None, priority: int = 1, paced: bool = True,
+                 now: float = 0.0, twcc_seq: int = -1) -> bool: ...
 
     def send_srtp(self, session: SrtpSession, out: PacketBuffer, packet: Buffer, ext_map: bytes | None) -> int: ...
 
@@ -47,11 +52,12 @@ def py_protect_into(session: SrtpSession, out: PacketBuffer, packet: Buffer, ext
 
 
 class PyUdpSender:
-    """Datagrams to one UDP address (numeric, of the socket's family) through one socket."""
+    """Datagrams to one UDP address (numeric, of the socket's family) through one socket; ``out``
+    is where :meth:`send_rtp` maps extension ids."""
 
-    __slots__ = ("_sock", "_address")
+    __slots__ = ("_sock", "_address", "_out", "bytes_sent")
 
-    def __init__(self, sock: socket.socket, address: tuple[str, int]) -> None:
+    def __init__(self, sock: socket.socket, address: tuple[str, int], out: PacketBuffer | None = None) -> None:
         host, port = address
         try:
             socket.inet_pton(sock.family, host)
@@ -61,6 +67,9 @@ class PyUdpSender:
             raise ValueError("port must be 0-65535")
         self._sock = sock
         self._address = (host, port)
+        self._out = out
+        self.bytes_sent = 0
+        """Bytes :meth:`send_rtp` has sent."""
 
     def send(self, data: Buffer) -> bool:
         """Send one datagram; False when it could not go (would block, closed socket, any error)."""
@@ -68,6 +77,25 @@ class PyUdpSender:
             self._sock.sendto(data, self._address)
         except OSError:
             return False
+        return True
+
+    def send_rtp(self, view: Buffer, ext_map: bytes | None = None, priority: int = 1, paced: bool = True,
+                 now: float = 0.0, twcc_seq: int = -1) -> bool:
+        """A plain transport's send step, with a transport's ``send_rtp`` arguments (the last four
+        unused): the packet as it is, or copied into ``out`` with its extension ids mapped."""
+        length = len(view)
+        if ext_map is not None and length and view[0] & 0x10:
+            out = self._out
+            if out is None:
+                raise ValueError("mapping extension ids needs the sender's out buffer")
+            if length > out.limit:
+                return False
+            out.data[:length] = view
+            rewrite_extension_ids(out.data, length, ext_map)
+            view = out.view[:length]
+        if not self.send(view):
+            return False
+        self.bytes_sent += length
         return True
 
     def send_srtp(self, session: SrtpSession, out: PacketBuffer, packet: Buffer, ext_map: bytes | None) -> int:

@@ -415,6 +415,10 @@ class Transport(ABC):
         for consumer in list(self.consumers.values()):
             consumer.close()
 
+    def total_bytes_sent(self) -> int:
+        """RTP and RTCP bytes sent (a transport whose sender counts its own adds them)."""
+        return self.bytes_sent
+
     def check_open(self) -> None:
         if self.closed:
             raise InvalidStateError(f"transport {self.id} is closed")
@@ -424,7 +428,7 @@ class Transport(ABC):
             "type": self.kind_name,
             "transportId": self.id,
             "bytesReceived": self.bytes_received,
-            "bytesSent": self.bytes_sent,
+            "bytesSent": self.total_bytes_sent(),
             "availableOutgoingBitrate": int(self.estimator.bitrate),
             "deliveredOutgoingBitrate": int(self.estimator.delivered_bitrate),
             "outgoingLoss": round(self.estimator.loss, 3),

@@ -119,6 +119,44 @@ def test_what_cannot_be_protected_or_sent_is_refused_alike(twin, receiver, sende
 
 
 @pytest.mark.parametrize("twin", TWINS)
+def test_each_twin_sends_plain_rtp_with_ids_mapped_and_counts_it(twin, receiver, sender_sock):
+    """send_rtp, a plain transport's send step: called as the consumers call a transport's."""
+    sender_class, _ = twin
+    rng = random.Random(5)
+    sender = sender_class(sender_sock, receiver.getsockname(), PacketBuffer())
+    sent = 0
+    for seq in range(300):
+        original, ext_map = packet(rng, seq), id_map(rng) if rng.random() < 0.7 else None
+        if seq % 2:
+            assert sender.send_rtp(memoryview(original), ext_map, 1, paced=False, now=1.0, twcc_seq=seq) is True
+        else:
+            assert sender.send_rtp(original, ext_map, 255, True, 0.0, -1) is True
+        expected = bytearray(original)
+        if ext_map is not None and original[0] & 0x10:
+            rewrite_extension_ids(expected, len(expected), ext_map)
+        assert receiver.recv(2048) == bytes(expected)
+        sent += len(original)
+        assert sender.bytes_sent == sent
+
+
+@pytest.mark.parametrize("twin", TWINS)
+def test_what_send_rtp_cannot_send_is_refused_alike(twin, receiver, sender_sock):
+    sender_class, _ = twin
+    with_extension = b"\x90" + bytes(11) + b"\xbe\xde\x00\x01\x10\x00\x00\x00"
+    without_out = sender_class(sender_sock, receiver.getsockname())
+    assert without_out.send_rtp(bytes(12)) is True, "nothing to map: no buffer needed"
+    with pytest.raises(ValueError):
+        without_out.send_rtp(with_extension, b"\x01" * 256)
+    sender = sender_class(sender_sock, receiver.getsockname(), PacketBuffer(2048))
+    with pytest.raises(ValueError):
+        sender.send_rtp(with_extension, b"\x01" * 16)
+    assert sender.send_rtp(b"\x90" + bytes(2048), b"\x01" * 256) is False, "bigger than the buffer"
+    sender_sock.close()
+    assert sender.send_rtp(bytes(12)) is False
+    assert sender.bytes_sent == 0
+
+
+@pytest.mark.parametrize("twin", TWINS)
 def test_a_sender_needs_a_numeric_address_of_its_sockets_family(twin, sender_sock):
     sender_class, _ = twin
     for address in (("localhost", 5000), ("::1", 5000), ("127.0.0.1", 70000)):
