@@ -7,8 +7,9 @@ import contextlib
 import time
 import uuid
 from typing import Any, AsyncIterator, Callable
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
+import aiohttp
 import socketio
 from aiohttp import web
 
@@ -159,3 +160,16 @@ async def pair(app: KolabApp, browsers: list[Browser]) -> tuple[Browser, Browser
     browsers.append(bob)
     await alice.wait_for("newPeer")
     return alice, bob
+
+
+async def ready_socket(http: aiohttp.ClientSession, app: KolabApp,
+                       room: str) -> tuple[aiohttp.ClientWebSocketResponse, str]:
+    """A socket.io connection as a browser opens it (offering permessage-deflate), after roomReady."""
+    parts = urlsplit((await app.connection(room))["token"])
+    url = f"ws://{parts.netloc}/meetmedia/signaling/?EIO=4&transport=websocket&{parts.query}"
+    ws = await http.ws_connect(url, compress=15)
+    assert (await ws.receive_str()).startswith("0")
+    await ws.send_str("40")
+    while "roomReady" not in await ws.receive_str():
+        pass
+    return ws, parse_qs(parts.query)["peerId"][0]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import socket
 import struct
-from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
 from kolabmeet.app import Server
 from kolabmeet.signaling.websocket import BINARY, TEXT, frame_header
 from tests.helpers import KolabApp
-from tests.signaling.common import until
+from tests.signaling.common import ready_socket, until
 
 TCPI_DATA_SEGS_IN = 152
 """Offset of tcpi_data_segs_in in Linux's struct tcp_info: segments with data received."""
@@ -20,19 +19,6 @@ TCPI_DATA_SEGS_IN = 152
 def data_segments_in(ws: aiohttp.ClientWebSocketResponse) -> int:
     info = ws.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 160)
     return struct.unpack_from("I", info, TCPI_DATA_SEGS_IN)[0]
-
-
-async def ready_socket(http: aiohttp.ClientSession, app: KolabApp,
-                       room: str) -> tuple[aiohttp.ClientWebSocketResponse, str]:
-    """A socket.io connection as a browser opens it (offering permessage-deflate), after roomReady."""
-    parts = urlsplit((await app.connection(room))["token"])
-    url = f"ws://{parts.netloc}/meetmedia/signaling/?EIO=4&transport=websocket&{parts.query}"
-    ws = await http.ws_connect(url, compress=15)
-    assert (await ws.receive_str()).startswith("0")
-    await ws.send_str("40")
-    while "roomReady" not in await ws.receive_str():
-        pass
-    return ws, parse_qs(parts.query)["peerId"][0]
 
 
 def test_frame_headers_of_each_length_class() -> None:
