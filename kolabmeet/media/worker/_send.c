@@ -241,9 +241,18 @@ static PyObject *sender_send_rtp(UdpSender *self, PyObject *const *args, Py_ssiz
         PyErr_SetString(PyExc_TypeError, "send_rtp() takes view, ext_map, priority, paced, now, twcc_seq");
         return NULL;
     }
-    for (Py_ssize_t i = 0; kwnames != NULL && i < PyTuple_GET_SIZE(kwnames); i++)
-        if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, i), "ext_map") == 0)
+    for (Py_ssize_t i = 0; kwnames != NULL && i < PyTuple_GET_SIZE(kwnames); i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_CompareWithASCIIString(name, "ext_map") == 0) {
             ext_map = args[nargs + i];
+        } else if (PyUnicode_CompareWithASCIIString(name, "priority") != 0
+                   && PyUnicode_CompareWithASCIIString(name, "paced") != 0
+                   && PyUnicode_CompareWithASCIIString(name, "now") != 0
+                   && PyUnicode_CompareWithASCIIString(name, "twcc_seq") != 0) {
+            PyErr_Format(PyExc_TypeError, "send_rtp() got an unexpected keyword argument '%U'", name);
+            return NULL;
+        }
+    }
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
         return NULL;
     if (ext_map != Py_None && view.len > 0 && ((unsigned char *)view.buf)[0] & 0x10) {

@@ -37,9 +37,9 @@ class Sender(Protocol):
     def send_srtp(self, session: SrtpSession, out: PacketBuffer, packet: Buffer, ext_map: bytes | None) -> int: ...
 
 
-def py_protect_into(session: SrtpSession, out: PacketBuffer, packet: Buffer, ext_map: bytes | None) -> int:
-    """Copy ``packet`` into ``out``, map its extension ids (``ext_map``: 256 bytes, or None to keep
-    them), protect it there; the protected length, or -1 (too big, session closed, refused)."""
+def _copy_mapped(out: PacketBuffer, packet: Buffer, ext_map: bytes | None) -> int:
+    """Copy ``packet`` into ``out`` and map its extension ids (``ext_map``: 256 bytes, or None to
+    keep them): its length, or -1 when it is bigger than ``out.limit``."""
     length = len(packet)
     if length > out.limit:
         return -1
@@ -48,7 +48,14 @@ def py_protect_into(session: SrtpSession, out: PacketBuffer, packet: Buffer, ext
         if len(ext_map) < 256:
             raise ValueError("ext_map must have 256 bytes")
         rewrite_extension_ids(out.data, length, ext_map)
-    return session.protect_rtp(out, length)
+    return length
+
+
+def py_protect_into(session: SrtpSession, out: PacketBuffer, packet: Buffer, ext_map: bytes | None) -> int:
+    """Copy ``packet`` into ``out``, map its extension ids, protect it there; the protected length,
+    or -1 (too big, session closed, refused)."""
+    length = _copy_mapped(out, packet, ext_map)
+    return -1 if length < 0 else session.protect_rtp(out, length)
 
 
 class PyUdpSender:
@@ -88,10 +95,8 @@ class PyUdpSender:
             out = self._out
             if out is None:
                 raise ValueError("mapping extension ids needs the sender's out buffer")
-            if length > out.limit:
+            if _copy_mapped(out, view, ext_map) < 0:
                 return False
-            out.data[:length] = view
-            rewrite_extension_ids(out.data, length, ext_map)
             view = out.view[:length]
         if not self.send(view):
             return False

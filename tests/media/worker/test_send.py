@@ -150,6 +150,8 @@ def test_what_send_rtp_cannot_send_is_refused_alike(twin, receiver, sender_sock)
     sender = sender_class(sender_sock, receiver.getsockname(), PacketBuffer(2048))
     with pytest.raises(ValueError):
         sender.send_rtp(with_extension, b"\x01" * 16)
+    with pytest.raises(TypeError):
+        sender.send_rtp(bytes(12), extmap=None)
     assert sender.send_rtp(b"\x90" + bytes(2048), b"\x01" * 256) is False, "bigger than the buffer"
     sender_sock.close()
     assert sender.send_rtp(bytes(12)) is False
