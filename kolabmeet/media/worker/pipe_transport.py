@@ -1,17 +1,27 @@
-"""Pipe transport: RTP and RTCP on one UDP port between two routers (of two workers)."""
+"""Pipe transport: RTP and RTCP on one UDP port between two routers (of two workers).
+
+RTP goes in bundles (`bundle.py`), one datagram per event-loop turn; RTCP goes as it is.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from typing import TYPE_CHECKING, Any
 
+from kolabmeet.media.worker import bundle
 from kolabmeet.media.worker.consumer import Consumer
 from kolabmeet.media.worker.pipe_consumer import PipeConsumer
 from kolabmeet.media.worker.plain_transport import PlainTransport
 from kolabmeet.media.worker.producer import Producer
-from kolabmeet.media.worker.transport import Notify
+from kolabmeet.media.worker.send import Sender
+from kolabmeet.media.worker.transport import RECV_BUFFER, Notify
 
 if TYPE_CHECKING:
     from kolabmeet.media.worker.router import Router
+
+_PIPE_RECV = bytearray(65536)
+"""Where a pipe's datagrams are read; each bundled packet is copied from there into RECV_BUFFER."""
 
 
 class PipeTransport(PlainTransport):
@@ -21,10 +31,59 @@ class PipeTransport(PlainTransport):
 
     def __init__(self, transport_id: str, router: "Router", notify: Notify, data: dict[str, Any]) -> None:
         super().__init__(transport_id, router, notify, {**data, "comedia": False, "rtcpMux": True})
+        self._bundle = bundle.BundleWriter()
+        self._flush_due = False
 
     def connect(self, data: dict[str, Any]) -> None:
         """The other end's ip and port; RTCP shares the port."""
         super().connect({**data, "rtcpPort": data.get("port")})
+
+    def _use(self, sender: Sender) -> None:
+        """Our own send_rtp, which bundles, stays in front of the sender."""
+        self._adopt(sender)
+
+    def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1,
+                 paced: bool = True, now: float = 0.0, twcc_seq: int = -1) -> bool:
+        """Hot path: add the packet to this turn's bundle (sent by :meth:`_flush`, soon after)."""
+        sender = self._sender
+        if sender is None or self.closed:
+            return False
+        writer = self._bundle
+        size = len(view)
+        if not writer.fits(size):
+            self._flush()
+            if not writer.fits(size):
+                return False
+        writer.add(view)
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        return True
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        if self._sender is not None and not self._bundle.empty and not self.closed:
+            self._sender.send_rtp(self._bundle.take())
+
+    def _on_readable(self, sock: socket.socket, rtcp_port: bool) -> None:
+        """Drain the socket; each packet of a bundle is handled as if it had come alone."""
+        buf = _PIPE_RECV
+        view = memoryview(buf)
+        while not self.closed:
+            try:
+                length = sock.recv_into(buf)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue
+            if not bundle.is_bundle(buf, length):
+                if length >= 8 and (buf[0] & 0xC0) == 0x80:
+                    self.receive_rtcp(buf, length)
+                continue
+            for offset, size in bundle.split(buf, length):
+                if size >= 12 and (buf[offset] & 0xC0) == 0x80 and not self.closed:
+                    RECV_BUFFER[:size] = view[offset:offset + size]
+                    self.receive_rtp(RECV_BUFFER, size)
 
     def _choose_feedback(self, producer: Producer) -> None:
         """No congestion feedback on a pipe: both ends are workers of one deployment, and the

@@ -108,10 +108,13 @@ class PlainTransport(Transport):
     def _use(self, sender: Sender) -> None:
         """Send RTP through `sender`: its send_rtp takes the place of ours, so that the consumers'
         send step reaches the socket without a Python call per packet when it is the C twin."""
+        self._adopt(sender)
+        self.send_rtp = sender.send_rtp  # type: ignore[method-assign]
+
+    def _adopt(self, sender: Sender) -> None:
         if self._sender is not None:
             self.bytes_sent += self._sender.bytes_sent
         self._sender = sender
-        self.send_rtp = sender.send_rtp  # type: ignore[method-assign]
 
     def can_send(self) -> bool:
         return self.remote is not None and not self.closed
