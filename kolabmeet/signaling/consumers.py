@@ -103,9 +103,18 @@ async def _offer(ctx: "Context", peer: "Peer", producer_peer: "Peer", producer: 
             log.info("room %s: peer %s refused consumer %s: %r", peer.room_id, peer.id, consumer.id, ack)
             return
         if consumer.paused and not consumer.closed:
-            await consumer.resume()
+            await _resume(peer, consumer)
         return
     log.info("room %s: peer %s never answered newConsumer %s; it stays paused", peer.room_id, peer.id, consumer.id)
+
+
+async def _resume(peer: "Peer", consumer: "Consumer") -> None:
+    """Resume an accepted consumer; its worker may have closed it meanwhile (its producer gone, the
+    worker lost) before the news reached us: nothing to resume then."""
+    try:
+        await consumer.resume()
+    except MediaError as exc:
+        log.info("room %s: peer %s: consumer %s could not be resumed: %s", peer.room_id, peer.id, consumer.id, exc)
 
 
 def _is_error(ack: Any) -> bool:
