@@ -27,6 +27,12 @@ one- and two-worker runs alternate and each pair gives a ratio, so that the mach
 over minutes falls on both sides; the median ratio is reported. With --rooms 2 the peers form two
 rooms of N/2, each on a worker of its own where there are two: the same comparison when nothing
 crosses between workers, the machine's own ceiling for the one above.
+
+A worker's CPU per packet falls as its load rises (more packets per wake-up and per system call),
+so the comparison above sets one worker near a full core against two at about half of one each.
+With --matched the one-worker runs carry instead the room whose delivered rate is that of each of
+`workers` workers in the N-peer room (for 30 peers on two: 21 peers, 21 x 20 against 30 x 29 / 2
+streams), and the ratio compares the two at the same load per worker, the pipes' cost included.
 """
 
 from __future__ import annotations
@@ -488,6 +494,12 @@ def passes(result: dict[str, Any]) -> bool:
             and result["drops_server"] == 0 and result["first_video_consumers"] == per_room)
 
 
+def matched_peers(peers: int, workers: int) -> int:
+    """The room size whose streams (n x (n - 1)) are nearest to those of `peers` split over `workers`."""
+    share = peers * (peers - 1) / workers
+    return min(range(2, peers + 1), key=lambda n: abs(n * (n - 1) - share))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--peers", type=int, nargs="+", default=[16, 20, 24])
@@ -499,22 +511,28 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=1,
                         help="the peers split evenly into this many rooms, each on one worker where there are as"
                              " many: with --workers 1 2, what a second worker adds when nothing crosses workers")
+    parser.add_argument("--matched", action="store_true",
+                        help="with --workers 1 2: one worker carries the load of each of the two (see above)")
     args = parser.parse_args()
     if any(peers % args.rooms for peers in args.peers):
         parser.error("--peers must be multiples of --rooms")
+    if args.matched and (args.rooms != 1 or 1 not in args.workers or len(args.workers) < 2):
+        parser.error("--matched compares one room on one worker with the same room split: --workers 1 2, one room")
     for peers in args.peers:
         results: dict[int, list[dict[str, Any]]] = {workers: [] for workers in args.workers}
+        room_sizes = {workers: matched_peers(peers, max(args.workers)) if args.matched and workers == 1 else peers
+                      for workers in args.workers}
         for _ in range(args.runs):
             for workers in args.workers:
-                result = uvloop.run(one_run(peers, args.seconds, workers, args.webrtc, args.rooms))
+                result = uvloop.run(one_run(room_sizes[workers], args.seconds, workers, args.webrtc, args.rooms))
                 print("run: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                           for k, v in result.items()), flush=True)
                 results[workers].append(result)
         for workers in args.workers:
-            _summary(peers, args.rooms, workers, args.webrtc, results[workers])
+            _summary(room_sizes[workers], args.rooms, workers, args.webrtc, results[workers])
         if 1 in results:
             for workers in (w for w in results if w != 1):
-                _comparison(workers, results[1], results[workers])
+                _comparison(workers, results[1], results[workers], args.matched)
 
 
 def _summary(peers: int, rooms: int, workers: int, webrtc: bool, results: list[dict[str, Any]]) -> None:
@@ -533,11 +551,13 @@ def _summary(peers: int, rooms: int, workers: int, webrtc: bool, results: list[d
           f" newConsumer ack to first video packet {median['first_video_ms_median']:.0f} ms", flush=True)
 
 
-def _comparison(workers: int, single: list[dict[str, Any]], several: list[dict[str, Any]]) -> None:
+def _comparison(workers: int, single: list[dict[str, Any]], several: list[dict[str, Any]], matched: bool) -> None:
     """What `workers` workers carry against one, each run paired with the one-worker run next to it:
-    `workers` cores at the CPU per delivered packet measured, against one core at its own."""
+    `workers` cores at the CPU per delivered packet measured, against one core at its own (at the load
+    of each of them with --matched)."""
     ratios = [workers * one["us_per_delivered"] / many["us_per_delivered"] for one, many in zip(single, several)]
-    print(f"{workers} workers against one, per CPU second: {statistics.median(ratios):.2f} x"
+    load = ", one worker at the load of each" if matched else ""
+    print(f"{workers} workers against one, per CPU second{load}: {statistics.median(ratios):.2f} x"
           f" (median of {len(ratios)} adjacent pairs: {', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
 
 

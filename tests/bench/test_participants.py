@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.participants import one_run, passes
+from bench.participants import matched_peers, one_run, passes
 
 
 async def test_a_room_over_two_workers_carries_everyone_to_everyone() -> None:
@@ -41,3 +41,9 @@ async def test_a_webrtc_room_carries_everyone_to_everyone(send_path: str, monkey
     assert result["loss"] == 0 and result["lowest_score"] == 10
     assert result["first_video_consumers"] == result["newcomer_video_consumers"] == 3
     assert passes(result)
+
+
+def test_the_matched_room_carries_the_load_of_each_worker_of_the_split_one() -> None:
+    assert matched_peers(30, 2) == 21, "21 x 20 = 420 streams, nearest to 30 x 29 / 2 = 435"
+    assert matched_peers(4, 2) == 3
+    assert matched_peers(16, 1) == 16
