@@ -53,6 +53,7 @@ class BundleWriter:
 
 
 def is_bundle(buf: bytearray, length: int) -> bool:
+    """Whether the datagram in ``buf[:length]`` is a bundle (not a lone RTP or RTCP packet)."""
     return length > 0 and buf[0] == MARKER
 
 
