@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 _PIPE_RECV = bytearray(65536)
 """Where a pipe's datagrams are read; each bundled packet is copied from there into RECV_BUFFER."""
+_PIPE_VIEW = memoryview(_PIPE_RECV)
 
 
 class PipeTransport(PlainTransport):
@@ -32,7 +33,7 @@ class PipeTransport(PlainTransport):
     def __init__(self, transport_id: str, router: "Router", notify: Notify, data: dict[str, Any]) -> None:
         super().__init__(transport_id, router, notify, {**data, "comedia": False, "rtcpMux": True})
         self._bundle = bundle.BundleWriter()
-        self._flush_due = False
+        self._loop = asyncio.get_running_loop()  # asked once: on Python 3.11 each ask is a getpid system call
 
     def connect(self, data: dict[str, Any]) -> None:
         """The other end's ip and port; RTCP shares the port."""
@@ -44,9 +45,9 @@ class PipeTransport(PlainTransport):
 
     def send_rtp(self, view: memoryview, ext_map: bytes | None = None, priority: int = 1,
                  paced: bool = True, now: float = 0.0, twcc_seq: int = -1) -> bool:
-        """Hot path: add the packet to this turn's bundle (sent by :meth:`_flush`, soon after)."""
-        sender = self._sender
-        if sender is None or self.closed:
+        """Hot path: add the packet to this turn's bundle; a bundle's first packet schedules its
+        :meth:`_flush` at the loop's next turn."""
+        if self._sender is None or self.closed:
             return False
         writer = self._bundle
         size = len(view)
@@ -54,21 +55,18 @@ class PipeTransport(PlainTransport):
             self._flush()
             if not writer.fits(size):
                 return False
+        if writer.empty:
+            self._loop.call_soon(self._flush)
         writer.add(view)
-        if not self._flush_due:
-            self._flush_due = True
-            asyncio.get_running_loop().call_soon(self._flush)
         return True
 
     def _flush(self) -> None:
-        self._flush_due = False
         if self._sender is not None and not self._bundle.empty and not self.closed:
             self._sender.send_rtp(self._bundle.take())
 
     def _on_readable(self, sock: socket.socket, rtcp_port: bool) -> None:
         """Drain the socket; each packet of a bundle is handled as if it had come alone."""
-        buf = _PIPE_RECV
-        view = memoryview(buf)
+        buf, view = _PIPE_RECV, _PIPE_VIEW
         while not self.closed:
             try:
                 length = sock.recv_into(buf)
