@@ -53,7 +53,8 @@ async def _server_layer(peer: Any) -> int:
 
 async def test_a_narrow_downlink_takes_the_low_layer_and_the_high_one_comes_back(linked: Any) -> None:
     link, peer, _alice, bob = linked
-    assert await _server_layer(peer) == 1
+    # bob's first frame may come while the estimate still ramps up to the high layer (seen on a loaded machine)
+    await until(lambda: _is_layer(peer, 1), 10, "the high layer before the link narrows")
     link.downlink.set(rate=100_000)
     capped = time.monotonic()
     await until(lambda: _is_layer(peer, 0), 5, "the low layer within 5 s of a 100 kbit/s downlink")
