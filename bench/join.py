@@ -27,7 +27,7 @@ from types import SimpleNamespace
 import aiohttp
 import uvloop
 
-from bench.forwarding import worker_cpu_seconds
+from bench.forwarding import process_cpu_seconds
 from bench.signaling_peer import SignalingPeer
 from kolabmeet.media.capabilities import router_rtp_capabilities
 from tests.helpers import TOKEN, KolabApp, free_port
@@ -69,7 +69,7 @@ async def one_run(peers: int, concurrent: bool) -> dict[str, float]:
             peers_joined.append(first)
             worker = _children(server.pid)[0]
             control_before, worker_before = rss_kib(server.pid), rss_kib(worker)
-            cpu_before = [sum(worker_cpu_seconds(pid)) for pid in (server.pid, worker)] + [time.process_time()]
+            cpu_before = [process_cpu_seconds(pid) for pid in (server.pid, worker)] + [time.process_time()]
             if concurrent:
                 joined = await asyncio.gather(*(join_one(app, room) for _ in range(peers)))
             else:
@@ -77,7 +77,7 @@ async def one_run(peers: int, concurrent: bool) -> dict[str, float]:
             peers_joined += [peer for peer, _latency in joined]
             latencies = sorted(latency for _peer, latency in joined)
             await _notifications_settled(peers_joined)
-            cpu_after = [sum(worker_cpu_seconds(pid)) for pid in (server.pid, worker)] + [time.process_time()]
+            cpu_after = [process_cpu_seconds(pid) for pid in (server.pid, worker)] + [time.process_time()]
             await asyncio.sleep(0.5)
             control_after, worker_after = rss_kib(server.pid), rss_kib(worker)
             for peer in peers_joined:

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+import os
+import time
+
 from bench import forwarding, join
+
+
+def test_a_process_cpu_time_is_read_finer_than_proc_ticks() -> None:
+    before, own_before = forwarding.process_cpu_seconds(os.getpid()), time.process_time()
+    while time.process_time() - own_before < 0.003:
+        pass
+    spent = forwarding.process_cpu_seconds(os.getpid()) - before
+    assert 0.003 <= spent < 0.009  # /proc would say 0 or 0.01
 
 
 @pytest.mark.parametrize("webrtc", [False, True], ids=["plain", "webrtc"])
