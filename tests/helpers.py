@@ -99,8 +99,9 @@ class Browser:
         self.disconnected.set()
         self._changed.set()
 
-    async def connect(self, path: str = "/meetmedia/signaling", wait_ready: bool = True, **kwargs: Any) -> None:
-        await self.sio.connect(self.url, socketio_path=path, transports=["websocket"], wait_timeout=5, **kwargs)
+    async def connect(self, path: str = "/meetmedia/signaling", wait_ready: bool = True,
+                      transports: tuple[str, ...] = ("websocket",), **kwargs: Any) -> None:
+        await self.sio.connect(self.url, socketio_path=path, transports=list(transports), wait_timeout=5, **kwargs)
         if wait_ready:
             await self.wait_for("roomReady")
 

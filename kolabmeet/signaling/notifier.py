@@ -10,6 +10,8 @@ import socketio
 from engineio import packet as engineio_packet
 from socketio import packet
 
+from kolabmeet.signaling.websocket import TEXT, Outbox, frame_header
+
 if TYPE_CHECKING:
     from kolabmeet.signaling.peer import Peer
 
@@ -57,9 +59,15 @@ class Notifier:
 
     def _queue(self, sids: list[str], message: engineio_packet.Packet) -> None:
         manager, sockets = self.sio.manager, self.sio.eio.sockets
+        payload = message.encode().encode()
+        frame = frame_header(TEXT, len(payload)) + payload
         for sid in sids:
             socket = sockets.get(manager.eio_sid_from_sid(sid, "/"))
-            if socket is not None and not socket.closed:
+            if socket is None or socket.closed:
+                continue
+            if isinstance(socket.queue, Outbox):
+                socket.queue.write_frame(frame)
+            else:
                 socket.queue.put_nowait(message)
 
     async def request(self, peer: "Peer", method: str, data: Any, timeout: float) -> Any:

@@ -5,16 +5,27 @@ frames on each socket; aiohttp writes each frame on its own (a `send` on the TCP
 Here the frames a socket is given in one turn of the event loop are joined and written once, at
 the end of the turn. permessage-deflate is not offered, as the original server's socket.io does
 not: notifications are small and compressing each one cost more CPU than it saved.
+
+A socket that opens on the WebSocket (as socket.io-client with `transports: ["websocket"]`, and
+every browser after its first connect, does) is served here rather than by engine.io's loop: the
+packets its engine.io socket sends are written as they are sent, in order (engine.io's writer
+task woke through `asyncio.wait_for`, a new task per wake-up, once per socket per burst of
+notifications), and each received message is handed to socket.io at once (engine.io ran a task
+per message). A socket that upgrades from long-polling keeps engine.io's own loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
+from engineio import packet as engineio_packet
 from engineio.async_drivers import aiohttp as engineio_aiohttp
+
+log = logging.getLogger("kolabmeet.signaling")
 
 TEXT, BINARY = 0x81, 0x82
 """First byte of an unfragmented frame (FIN set) of each kind; servers do not mask."""
@@ -44,14 +55,26 @@ class WebSocket(engineio_aiohttp.WebSocket):
         await self._sock.prepare(request)
         self._transport = request.transport
         self.environ = environ
-        await self.handler(self)
+        socket = self.handler.__self__
+        if socket.connected:
+            await self.handler(self)
+        else:
+            await self._serve(socket)
         return self._sock
 
-    async def send(self, message: str | bytes) -> None:
+    def write(self, message: str | bytes) -> None:
+        """One frame, written at the end of this loop turn with the others given in it."""
         payload, opcode = (message.encode(), TEXT) if isinstance(message, str) else (message, BINARY)
+        self.write_frame(frame_header(opcode, len(payload)) + payload)
+
+    def write_frame(self, frame: bytes) -> None:
+        """A whole frame, header and payload (a notification to many sockets is framed once)."""
         if not self._pending:
             self._loop.call_soon(self._flush)
-        self._pending += (frame_header(opcode, len(payload)), payload)
+        self._pending.append(frame)
+
+    async def send(self, message: str | bytes) -> None:
+        self.write(message)
 
     def _flush(self) -> None:
         data, self._pending = b"".join(self._pending), []
@@ -61,3 +84,64 @@ class WebSocket(engineio_aiohttp.WebSocket):
     async def close(self) -> None:
         self._flush()
         await self._sock.close()
+
+    async def _serve(self, socket: Any) -> None:
+        """The engine.io socket's session on this WebSocket, until either side closes it or pings stop."""
+        server = socket.server
+        socket.connected = socket.upgraded = True
+        queued, socket.queue = socket.queue, Outbox(self)
+        while not queued.empty():
+            socket.queue.put_nowait(queued.get_nowait())
+        timeout = server.ping_interval + server.ping_timeout
+        try:
+            while True:
+                try:
+                    message = await self._sock.receive(timeout)
+                except asyncio.TimeoutError:
+                    break
+                if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY) or not await self._receive(socket,
+                                                                                                    message.data):
+                    break
+        finally:
+            await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+            await self.close()
+
+    async def _receive(self, socket: Any, data: str | bytes) -> bool:
+        """One engine.io packet from the client; False when the session is over."""
+        try:
+            pkt = engineio_packet.Packet(encoded_packet=data)
+        except ValueError as exc:
+            log.info("socket %s: undecodable engine.io packet (%s); closing it", socket.sid, exc)
+            return False
+        if pkt.packet_type == engineio_packet.MESSAGE:
+            await socket.server._trigger_event("message", socket.sid, pkt.data, run_async=False)
+        elif pkt.packet_type in (engineio_packet.PONG, engineio_packet.CLOSE):
+            await socket.receive(pkt)
+        else:
+            log.info("socket %s: engine.io packet of type %r ignored", socket.sid, pkt.packet_type)
+        return not socket.closed
+
+
+class Outbox:
+    """Stands in for the queue of an engine.io socket served by `WebSocket._serve`: what engine.io
+    puts in it is written to the WebSocket at once, so its packets and ours keep one order.
+
+    engine.io's only reader of the queue is the writer task `_serve` does not run; it puts None there
+    to end that task, which is ignored here.
+    """
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._websocket = websocket
+
+    def put_nowait(self, pkt: engineio_packet.Packet | None) -> None:
+        if pkt is not None:
+            self._websocket.write(pkt.encode())
+
+    def write_frame(self, frame: bytes) -> None:
+        self._websocket.write_frame(frame)
+
+    async def put(self, pkt: engineio_packet.Packet | None) -> None:
+        self.put_nowait(pkt)
+
+    async def join(self) -> None:
+        """Everything put is written already (at the end of this loop turn)."""
