@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
@@ -156,11 +157,13 @@ class Browser:
         """Leave as the web client's socket.close() does: the server gets the socket.io DISCONNECT.
 
         python-socketio's disconnect() alone may close the websocket before that packet is written,
-        which the server sees as a network drop.
+        which the server sees as a network drop. A client whose socket just failed (a message past
+        its 4 MiB limit) has no writer left to take the packet: it is given a second.
         """
         if self.sio.connected:
             await self.sio._send_packet(self.sio.packet_class(socketio.packet.DISCONNECT, namespace="/"))
-            await self.sio.eio.queue.join()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.sio.eio.queue.join(), 1)
             await self.sio.disconnect()
 
 
