@@ -41,13 +41,16 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+_CAPABILITIES = router_rtp_capabilities()
+
+
 async def join_one(app: KolabApp, room: str) -> tuple[SignalingPeer, float]:
     peer = SignalingPeer(app.session, (await app.connection(room, 3))["token"])
     start = time.perf_counter()
     await peer.connect()
     await peer.ok("getRouterRtpCapabilities")
     await peer.ok("createWebRtcTransport", {"forceTcp": False, "producing": False, "consuming": True})
-    await peer.ok("join", {"nickname": "peer", "rtpCapabilities": router_rtp_capabilities()})
+    await peer.ok("join", {"nickname": "peer", "rtpCapabilities": _CAPABILITIES})
     await peer.ok("createWebRtcTransport", {"forceTcp": False, "producing": True, "consuming": False})
     return peer, time.perf_counter() - start
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
+import msgspec
 
 SIGNALING_PATH = "/meetmedia/signaling/"
 
@@ -56,7 +56,7 @@ class SignalingPeer:
         ack_id = next(self._ids)
         future = self._acks[ack_id] = asyncio.get_running_loop().create_future()
         payload: dict[str, Any] = {"method": method} if data is None else {"method": method, "data": data}
-        await self._ws.send_str(f"42{ack_id}" + json.dumps(["request", payload], separators=(",", ":")))
+        await self._ws.send_str(f"42{ack_id}" + msgspec.json.encode(["request", payload]).decode())
         ack = await asyncio.wait_for(future, 5)
         if ack and ack[0] is not None:
             raise SignalingError(f"{method}: {ack}")
@@ -91,6 +91,6 @@ class SignalingPeer:
             bracket = packet.index("[")
             future = self._acks.pop(int(packet[2:bracket]), None)
             if future is not None and not future.done():
-                future.set_result(json.loads(packet[bracket:]))
+                future.set_result(msgspec.json.decode(packet[bracket:]))
         elif packet.startswith(("41", "44")) and not self._ready.done():
             self._ready.set_exception(SignalingError(f"the server refused the socket: {packet}"))

@@ -191,22 +191,28 @@ def _header_extension_capability(value: Any, path: str) -> dict[str, Any]:
     return extension
 
 
+class ValidCapabilities(dict):  # type: ignore[type-arg]
+    """RTP capabilities `validate_rtp_capabilities` made: checked once, not again at each consume."""
+
+
 def validate_rtp_capabilities(caps: Any) -> dict[str, Any]:
-    """Checks a client's RTP capabilities; returns a normalized copy.
+    """Checks a client's RTP capabilities; returns a normalized copy (or them, when they are one).
 
     Absent lists become empty; defaults are filled in: a codec's `kind` from its
     mimeType, audio `channels` 1, empty `parameters` and `rtcpFeedback`, feedback
     `parameter` "", extension `preferredEncrypt` false and `direction` "sendrecv".
     """
+    if isinstance(caps, ValidCapabilities):
+        return caps
     caps = _object(caps, "rtpCapabilities")
-    return {
-        "codecs": _items(caps.get("codecs"), "rtpCapabilities.codecs", _codec_capability),
-        "headerExtensions": _items(
+    return ValidCapabilities(
+        codecs=_items(caps.get("codecs"), "rtpCapabilities.codecs", _codec_capability),
+        headerExtensions=_items(
             caps.get("headerExtensions"),
             "rtpCapabilities.headerExtensions",
             _header_extension_capability,
         ),
-    }
+    )
 
 
 def _codec_parameters(value: Any, path: str) -> dict[str, Any]:

@@ -479,3 +479,9 @@ def test_consumer_extension_map_only_when_ids_that_reach_consumers_differ() -> N
     fewer = [e for e in same if "abs-send-time" not in e["uri"]]
     table = ortc.consumer_extension_map("video", {"headerExtensions": fewer}, router)
     assert table is not None and table[4] == 0 and table[1] == 1
+
+
+def test_capabilities_validated_once_are_not_checked_again() -> None:
+    caps = ortc.validate_rtp_capabilities(router_rtp_capabilities())
+    assert ortc.validate_rtp_capabilities(caps) is caps
+    assert ortc.validate_rtp_capabilities(dict(caps)) is not caps
