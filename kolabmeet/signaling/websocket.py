@@ -29,6 +29,8 @@ log = logging.getLogger("kolabmeet.signaling")
 
 TEXT, BINARY = 0x81, 0x82
 """First byte of an unfragmented frame (FIN set) of each kind; servers do not mask."""
+CLOSE_NORMAL = b"\x88\x02\x03\xe8"
+"""A server's close frame with status 1000 (RFC 6455 sections 5.5.1 and 7.4.1)."""
 
 
 def frame_header(opcode: int, length: int) -> bytes:
@@ -46,6 +48,7 @@ class WebSocket(engineio_aiohttp.WebSocket):
     def __init__(self, handler: Any, server: Any) -> None:
         super().__init__(handler, server)
         self._pending: list[bytes] = []
+        self._ending = False
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
 
@@ -80,6 +83,14 @@ class WebSocket(engineio_aiohttp.WebSocket):
         data, self._pending = b"".join(self._pending), []
         if data and self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
+            if self._ending:
+                self._transport.close()
+
+    def end(self) -> None:
+        """A WebSocket close frame (1000, normal) after what is pending, then the connection closed:
+        after engine.io's CLOSE packet a client that does not answer is not waited for."""
+        self.write_frame(CLOSE_NORMAL)
+        self._ending = True
 
     async def close(self) -> None:
         self._flush()
@@ -136,6 +147,8 @@ class Outbox:
     def put_nowait(self, pkt: engineio_packet.Packet | None) -> None:
         if pkt is not None:
             self._websocket.write(pkt.encode())
+            if pkt.packet_type == engineio_packet.CLOSE:
+                self._websocket.end()
 
     def write_frame(self, frame: bytes) -> None:
         self._websocket.write_frame(frame)

@@ -101,3 +101,15 @@ async def test_a_client_that_stops_answering_pings_is_closed(server: Server, app
         eio.ping_interval, eio.ping_timeout = defaults
     assert (await ws.receive(timeout=3)).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     await until(lambda: server.rooms.get(room) is None or server.rooms.get(room).peers[peer_id].sid is None)
+
+
+async def test_a_socket_the_server_closes_ends_with_a_close_frame_unanswered(
+        server: Server, app: KolabApp, http: aiohttp.ClientSession) -> None:
+    room = await app.create_room()
+    ws, peer_id = await ready_socket(http, app, room)
+    sio = server.signaling.sio
+    await sio.eio.disconnect(sio.manager.eio_sid_from_sid(server.rooms.get(room).peers[peer_id].sid, "/"))
+    assert await ws.receive_str(timeout=2) == "1"  # engine.io's CLOSE
+    closing = await ws.receive(timeout=2)
+    assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1000)
+
