@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -42,9 +43,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+YOUNG_COLLECTION_THRESHOLD = 7000
+"""Allocations between collections of the youngest generation (Python's default: 700). A join
+allocates thousands of short-lived objects (its capabilities, answers, notifications): over ten
+bursts of 50 joins the collector took 125 ms of the control process's 1.25 s of CPU at the
+default, one gen-2 collection of them 40-90 ms at once; 46 ms and no gen-2 collection with this
+and the freeze (gc.callbacks, 2026-12-02)."""
+
+
+def collect_less() -> None:
+    """The collector of a long-running control process: what startup made (modules, the server
+    itself) is frozen out of it, and it runs a tenth as often."""
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
+
+
 async def _serve(config: Config) -> None:
     server = Server(config)
     await server.start()
+    collect_less()
     if config.dev:
         print(f"kolabmeet (dev mode) on http://{config.listening_host}:{server.port}/meetmedia/api\n"
               f"AUTH_TOKEN={config.auth_token}\n"
