@@ -49,6 +49,8 @@ class WebSocket(engineio_aiohttp.WebSocket):
         super().__init__(handler, server)
         self._pending: list[bytes] = []
         self._ending = False
+        self._heard = True
+        self._watchdog: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
 
@@ -103,19 +105,28 @@ class WebSocket(engineio_aiohttp.WebSocket):
         queued, socket.queue = socket.queue, Outbox(self)
         while not queued.empty():
             socket.queue.put_nowait(queued.get_nowait())
-        timeout = server.ping_interval + server.ping_timeout
+        self._watch(server.ping_interval + server.ping_timeout)
         try:
             while True:
-                try:
-                    message = await self._sock.receive(timeout)
-                except asyncio.TimeoutError:
-                    break
+                message = await self._sock.receive()
+                self._heard = True
                 if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY) or not await self._receive(socket,
                                                                                                     message.data):
                     break
         finally:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
             await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
             await self.close()
+
+    def _watch(self, timeout: float) -> None:
+        """Every `timeout` seconds: the connection closed if the client sent nothing meanwhile (it
+        answers the server's pings). One timer per socket, not one per message received."""
+        if not self._heard and self._transport is not None:
+            log.info("socket %s: nothing received for %.0f s; closing it", self.handler.__self__.sid, timeout)
+            self._transport.close()
+        self._heard = False
+        self._watchdog = self._loop.call_later(timeout, self._watch, timeout)
 
     async def _receive(self, socket: Any, data: str | bytes) -> bool:
         """One engine.io packet from the client; False when the session is over."""
