@@ -6,12 +6,13 @@ Here the frames a socket is given in one turn of the event loop are joined and w
 the end of the turn. permessage-deflate is not offered, as the original server's socket.io does
 not: notifications are small and compressing each one cost more CPU than it saved.
 
-A socket that opens on the WebSocket (as socket.io-client with `transports: ["websocket"]`, and
-every browser after its first connect, does) is served here rather than by engine.io's loop: the
+A socket that opens on the WebSocket (as the Kolab web client's does: websocket only) is served
+here rather than by engine.io's loop: the
 packets its engine.io socket sends are written as they are sent, in order (engine.io's writer
 task woke through `asyncio.wait_for`, a new task per wake-up, once per socket per burst of
 notifications), and each received message is handed to socket.io at once (engine.io ran a task
-per message). A socket that upgrades from long-polling keeps engine.io's own loop.
+and a timeout per message; here one watchdog timer per socket). A socket that upgrades from
+long-polling keeps engine.io's own loop.
 """
 
 from __future__ import annotations
