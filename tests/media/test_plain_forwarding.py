@@ -15,7 +15,7 @@ import pytest
 from kolabmeet.media.worker import rtcp
 from kolabmeet.media.worker.keyframe import is_keyframe_vp8
 from tests.helpers import Browser, KolabApp, joined
-from tests.media.rtp_peer import Receiver, Sender, gap_free, late_plain_viewer, plain_viewer
+from tests.media.rtp_peer import Receiver, Sender, gap_free, late_plain_viewer, plain_viewer, udp_socket
 
 
 @dataclass
@@ -345,3 +345,29 @@ async def _producer_stats(app: KolabApp, call: Call, kind: str) -> list[dict[str
     room = app.server.rooms.get(call.publisher.room_id)
     producer = room.peers[call.publisher.peer_id].producers[call.producers[kind]]
     return await producer.get_stats()
+
+
+async def test_rtp_from_elsewhere_than_the_learnt_sender_is_not_forwarded(call: Call) -> None:
+    """comedia: the address of the first RTP packet is the sender's; the worker's socket is then
+    connected to it, and RTP under the producer's SSRC from another socket goes nowhere (mediasoup
+    takes RTP only from a plain transport's remote too)."""
+    sub = call.subscribers[0]
+    ssrc = sub.ssrc("audio")
+    for _ in range(5):
+        call.sender.send_audio_frame(call.rtp_address)
+    await _wait(lambda: sub.receiver.count(ssrc) >= 5)
+    await asyncio.sleep(0.1)
+    learnt = sub.receiver.count(ssrc)
+    own, stranger = call.sender.rtp, await udp_socket(lambda data, addr: None)
+    call.sender.rtp = stranger
+    try:
+        for _ in range(20):
+            call.sender.send_audio_frame(call.rtp_address)
+        await asyncio.sleep(0.3)
+        assert sub.receiver.count(ssrc) == learnt
+    finally:
+        call.sender.rtp = own
+        stranger.close()
+    for _ in range(5):
+        call.sender.send_audio_frame(call.rtp_address)
+    await _wait(lambda: sub.receiver.count(ssrc) >= learnt + 5)

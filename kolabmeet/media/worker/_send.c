@@ -136,16 +136,18 @@ typedef struct {
     unsigned long long bytes_sent;
     struct sockaddr_storage addr;
     socklen_t addrlen;
+    char connected; /* the socket is connected to addr: send without an address */
 } UdpSender;
 
 static int sender_init(UdpSender *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"sock", "address", "out", NULL};
+    static char *names[] = {"sock", "address", "out", "connect", NULL};
     PyObject *sock, *family_obj, *out = Py_None;
     const char *host;
-    int port, family;
+    int port, family, connect_it = 0, fd;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O(si)|O:UdpSender", names, &sock, &host, &port, &out))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O(si)|Op:UdpSender", names, &sock, &host, &port, &out,
+                                     &connect_it))
         return -1;
     family_obj = PyObject_GetAttrString(sock, "family");
     if (family_obj == NULL)
@@ -177,6 +179,13 @@ static int sender_init(UdpSender *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "UdpSender needs an AF_INET or AF_INET6 socket");
         return -1;
     }
+    self->connected = 0;
+    if (connect_it && port != 0) {
+        fd = PyObject_AsFileDescriptor(sock);
+        if (fd < 0)
+            return -1;
+        self->connected = connect(fd, (struct sockaddr *)&self->addr, self->addrlen) == 0;
+    }
     Py_INCREF(sock);
     Py_XSETREF(self->sock, sock);
     Py_INCREF(out);
@@ -198,7 +207,8 @@ static int send_datagram(UdpSender *self, const void *data, Py_ssize_t length)
         return 0;
     }
     do {
-        sent = sendto(fd, data, (size_t)length, 0, (struct sockaddr *)&self->addr, self->addrlen);
+        sent = self->connected ? send(fd, data, (size_t)length, 0)
+                               : sendto(fd, data, (size_t)length, 0, (struct sockaddr *)&self->addr, self->addrlen);
     } while (sent < 0 && errno == EINTR);
     return sent >= 0;
 }
@@ -308,6 +318,7 @@ static PyMethodDef sender_methods[] = {
 
 static PyMemberDef sender_members[] = {
     {"bytes_sent", T_ULONGLONG, offsetof(UdpSender, bytes_sent), READONLY, "Bytes send_rtp has sent."},
+    {"connected", T_BOOL, offsetof(UdpSender, connected), READONLY, "Whether the socket is connected to the address."},
     {NULL, 0, 0, 0, NULL},
 };
 

@@ -18,7 +18,11 @@ Address = tuple[str, int]
 
 
 class PlainTransport(Transport):
-    """RTP over UDP to one remote. With comedia the remote is learnt from the first packet."""
+    """RTP over UDP to one remote. With comedia the remote is learnt from the first packet.
+
+    Once the remote is known the RTP socket is connected to it (see `UdpSender`): sending is
+    cheaper, and from then on the kernel hands this socket only what the remote sends, as
+    mediasoup ignores RTP from any other address."""
 
     kind_name = "plain-rtp-transport"
 
@@ -75,7 +79,7 @@ class PlainTransport(Transport):
                 self.notify(self.id, "rtcptuple", {"rtcpTuple": self._tuple(self.rtcp_sock, self.rtcp_remote)})
             return
         if self.remote is None:
-            self._use(UdpSender(self.rtp_sock, address[:2], SEND))
+            self._use(UdpSender(self.rtp_sock, address[:2], SEND, connect=True))
             self.remote = address[:2]
             if self.rtcp_mux:
                 self.rtcp_remote = self.remote
@@ -90,19 +94,16 @@ class PlainTransport(Transport):
         ip, port = data.get("ip"), data.get("port")
         if not isinstance(ip, str) or not isinstance(port, int) or not 0 < port < 65536:
             raise MediaError("connect needs ip (string) and port (1-65535)")
+        rtcp_port = data.get("rtcpPort")
+        if not self.rtcp_mux and not (isinstance(rtcp_port, int) and 0 < rtcp_port < 65536):
+            raise MediaError("connect needs rtcpPort (1-65535) without rtcp-mux")
         try:
-            sender = UdpSender(self.rtp_sock, (ip, port), SEND)
+            sender = UdpSender(self.rtp_sock, (ip, port), SEND, connect=True)
         except ValueError:
             raise MediaError(f"connect needs a numeric {self._family_name} address as ip, not {ip!r}") from None
         self._use(sender)
         self.remote = (ip, port)
-        rtcp_port = data.get("rtcpPort")
-        if self.rtcp_mux:
-            self.rtcp_remote = self.remote
-        elif isinstance(rtcp_port, int) and 0 < rtcp_port < 65536:
-            self.rtcp_remote = (ip, rtcp_port)
-        else:
-            raise MediaError("connect needs rtcpPort (1-65535) without rtcp-mux")
+        self.rtcp_remote = self.remote if self.rtcp_mux else (ip, rtcp_port)
         self.state_changed()
 
     def _use(self, sender: Sender) -> None:

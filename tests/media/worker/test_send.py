@@ -159,6 +159,42 @@ def test_what_send_rtp_cannot_send_is_refused_alike(twin, receiver, sender_sock)
 
 
 @pytest.mark.parametrize("twin", TWINS)
+def test_each_twin_connects_its_socket_when_asked_and_then_hears_only_its_peer(twin, receiver, sender_sock):
+    sender_class, _ = twin
+    sender_sock.bind(("127.0.0.1", 0))
+    unconnected = sender_class(sender_sock, receiver.getsockname(), PacketBuffer())
+    assert unconnected.connected is False
+    with pytest.raises(OSError):
+        sender_sock.getpeername()
+    sender = sender_class(sender_sock, receiver.getsockname(), PacketBuffer(), connect=True)
+    assert sender.connected is True
+    assert sender_sock.getpeername() == receiver.getsockname()
+    rtp = packet(random.Random(2), 1)
+    assert sender.send_rtp(rtp) is True and sender.send(b"second") is True
+    assert receiver.recv(2048) == rtp and receiver.recv(2048) == b"second"
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        stranger.sendto(b"from a stranger", sender_sock.getsockname())
+        receiver.sendto(b"from the peer", sender_sock.getsockname())
+        sender_sock.settimeout(2)
+        assert sender_sock.recv(2048) == b"from the peer"
+    finally:
+        stranger.close()
+
+
+@pytest.mark.parametrize("twin", TWINS)
+def test_a_socket_that_cannot_be_connected_is_left_unconnected(twin, sender_sock):
+    sender_class, _ = twin
+    sender_sock.bind(("127.0.0.1", 0))
+    for address in (("255.255.255.255", 5000), ("127.0.0.1", 0)):  # broadcast: EACCES; port 0 connects nothing
+        sender = sender_class(sender_sock, address, connect=True)
+        assert sender.connected is False
+        with pytest.raises(OSError):
+            sender_sock.getpeername()
+        assert sender.send(b"x") is False, "neither takes a datagram, connected or not"
+
+
+@pytest.mark.parametrize("twin", TWINS)
 def test_a_sender_needs_a_numeric_address_of_its_sockets_family(twin, sender_sock):
     sender_class, _ = twin
     for address in (("localhost", 5000), ("::1", 5000), ("127.0.0.1", 70000)):
