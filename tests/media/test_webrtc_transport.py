@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 import struct
@@ -12,7 +13,7 @@ import aiohttp
 import pytest
 from aioice import stun
 
-from kolabmeet.media.worker import ice
+from kolabmeet.media.worker import ice, webrtc_server
 from tests.helpers import Browser, KolabApp, joined
 from tests.media.webrtc_peer import WebRtcPeer, loopback_only
 
@@ -188,6 +189,35 @@ def _consumer_parameters() -> Any:
     })
 
 
+async def test_a_selected_udp_tuple_is_answered_from_a_socket_of_its_own_on_the_same_port(
+        app: KolabApp, browsers: list[Browser]) -> None:
+    """The clients' sockets are connected to the server's port: they take answers only from there."""
+    room = await app.create_room()
+    browser = await joined(app, room)
+    browsers.append(browser)
+    worker = app.server.rooms.get(room).router.worker
+    info = await new_transport(browser)
+    params = info["iceParameters"]
+    port = info["iceCandidates"][0]["port"]
+    clients = [await udp_client(port), await udp_client(port)]
+    try:
+        first, second = clients
+        first[0].sendto(bytes(binding_request(params["usernameFragment"], params["password"])))
+        assert await first[1].answer() is not None, "the first answer leaves by the shared socket"
+        dump = (await worker.request("worker.dump"))["webrtcServer"]
+        assert dump["tuplesWithOwnSocket"] == 1, dump
+        for _ in range(3):
+            first[0].sendto(bytes(binding_request(params["usernameFragment"], params["password"])))
+            assert await first[1].answer() is not None, "answered through the tuple's own socket"
+        second[0].sendto(bytes(binding_request(params["usernameFragment"], params["password"], use_candidate=False)))
+        assert await second[1].answer() is not None, "another address is still heard on the shared socket"
+        dump = (await worker.request("worker.dump"))["webrtcServer"]
+        assert (dump["tuples"], dump["tuplesWithOwnSocket"]) == (2, 1), dump
+    finally:
+        for transport, _client in clients:
+            transport.close()
+
+
 async def test_closed_transport_frees_its_state(app: KolabApp, browsers: list[Browser]) -> None:
     room = await app.create_room()
     browser = await joined(app, room)
@@ -204,6 +234,7 @@ async def test_closed_transport_frees_its_state(app: KolabApp, browsers: list[Br
     after = await worker.request("worker.dump")
     assert after["webrtcServer"]["transports"] == before["webrtcServer"]["transports"]
     assert after["webrtcServer"]["tuples"] == before["webrtcServer"]["tuples"]
+    assert after["webrtcServer"]["tuplesWithOwnSocket"] == before["webrtcServer"]["tuplesWithOwnSocket"]
     transport.sendto(bytes(binding_request(params["usernameFragment"], params["password"])))
     assert await client.answer() is None
     transport.close()
@@ -231,3 +262,27 @@ async def test_consent_lost_makes_the_transport_disconnected(server_with: Any, m
         assert states[-1] == "completed"
         transport.close()
         await browser.close()
+
+
+async def test_a_tuple_that_cannot_have_a_socket_of_its_own_stays_on_the_shared_one(
+        server_with: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_socket(family: int) -> socket.socket:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(webrtc_server, "_reuse_port_socket", no_socket)
+    async with server_with(in_process_workers=True) as server, aiohttp.ClientSession() as http:
+        app = KolabApp(server, http)
+        room = await app.create_room()
+        browser = await joined(app, room)
+        info = await new_transport(browser)
+        params = info["iceParameters"]
+        transport, client = await udp_client(info["iceCandidates"][0]["port"])
+        try:
+            for _ in range(3):
+                transport.sendto(bytes(binding_request(params["usernameFragment"], params["password"])))
+                assert await client.answer() is not None
+            dump = (await server.rooms.get(room).router.worker.request("worker.dump"))["webrtcServer"]
+            assert (dump["tuples"], dump["tuplesWithOwnSocket"]) == (1, 0), dump
+        finally:
+            transport.close()
+            await browser.close()

@@ -30,21 +30,37 @@ class _Tuple:
 
 
 class UdpTuple(_Tuple):
-    """A remote address reached through the worker's shared UDP socket."""
+    """A remote address reached through the worker's shared UDP socket, or through a socket of
+    its own once :meth:`use_socket` gave it one."""
 
     protocol = "udp"
 
-    def __init__(self, sock: socket.socket, address: tuple[str, int], local: tuple[str, int]) -> None:
+    def __init__(self, sock: socket.socket, address: tuple[str, int], local: tuple[str, int],
+                 key: Any = None) -> None:
         super().__init__(address, local)
         self.sender = UdpSender(sock, address)
-        self.key: Any = address
+        self.key: Any = key or address
+        """The remote's address as the socket reports it (IPv6: with flow info and scope)."""
+        self.own_socket: socket.socket | None = None
+        """A socket bound to the shared one's port and connected to the remote (see WebRtcServer)."""
+
+    def use_socket(self, sock: socket.socket) -> bool:
+        """Send through `sock`, connected to the remote; False (and `sock` left to the caller)
+        when it cannot be connected."""
+        sender = UdpSender(sock, self.address, connect=True)
+        if not sender.connected:
+            return False
+        self.sender, self.own_socket = sender, sock
+        return True
 
     def send(self, data: Any, droppable: bool = False) -> bool:
         """Send one datagram; one that would block is dropped, as a router does."""
         return self.sender.send(data)
 
     def close(self) -> None:
-        """Nothing to close: the socket is shared."""
+        """Close the socket of its own, if it has one (the shared one is the server's)."""
+        if self.own_socket is not None:
+            self.own_socket.close()
 
 
 class TcpTuple(_Tuple):

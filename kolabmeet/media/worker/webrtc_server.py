@@ -3,12 +3,20 @@
 Datagrams are sorted by their first byte (RFC 7983): STUN goes to the
 transport whose ICE username fragment it names; DTLS, RTP and RTCP go to the
 transport that the sender's tuple was bound to by a valid STUN check.
+
+A UDP tuple that ICE selects gets a socket of its own on the same port
+(SO_REUSEPORT) connected to the remote: the kernel keeps its route instead of
+looking it up for every datagram sent (on loopback here about 4.0 against
+2.9 µs per send), and hands that socket what the remote sends, so no address
+is looked up on the way in either. Where that cannot be had (no SO_REUSEPORT,
+no file descriptor left) the tuple stays on the shared socket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import socket
 import struct
 from typing import TYPE_CHECKING, Any
@@ -21,6 +29,8 @@ from kolabmeet.media.worker.udp import tune
 
 if TYPE_CHECKING:
     from kolabmeet.media.worker.webrtc_transport import WebRtcTransport
+
+log = logging.getLogger("kolabmeet.media.worker")
 
 PORT_TRIES = 20
 MAX_TCP_FRAME = 65535
@@ -68,12 +78,55 @@ class WebRtcServer:
 
     def forget_tuple(self, tuple_: Tuple) -> None:
         self.by_tuple.pop(tuple_.key, None)
+        if isinstance(tuple_, UdpTuple) and tuple_.own_socket is not None:
+            asyncio.get_running_loop().remove_reader(tuple_.own_socket.fileno())
+            tuple_.close()
+
+    def give_socket(self, tuple_: Tuple) -> None:
+        """Give a selected UDP tuple a socket of its own, connected to its remote (see above)."""
+        if not isinstance(tuple_, UdpTuple) or tuple_.own_socket is not None or self.closed:
+            return
+        bound = self.by_tuple.get(tuple_.key)
+        if bound is None or bound[0] is not tuple_ or self.udp is None:
+            return
+        try:
+            sock = _reuse_port_socket(self.udp.family)
+            sock.bind((self.listen_ip, self.udp_port))
+        except OSError as exc:
+            log.debug("tuple %s stays on the shared socket: %s", tuple_.address, exc)
+            return
+        tune(sock)
+        if not tuple_.use_socket(sock):
+            sock.close()
+            return
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._on_tuple_readable, sock, bound)
+
+    def _on_tuple_readable(self, sock: socket.socket, bound: tuple[UdpTuple, "WebRtcTransport"]) -> None:
+        """Drain a tuple's own socket. What came from elsewhere (queued in the moment between its
+        bind and its connect) is sorted as on the shared socket."""
+        buf = RECV_BUFFER
+        remote, transport = bound[0].key, bound[1]
+        while True:
+            try:
+                length, address = sock.recvfrom_into(buf)
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionRefusedError:  # an ICMP error for an earlier send: the socket goes on
+                continue
+            except OSError:
+                return
+            if length == 0:
+                continue
+            first = buf[0]
+            if first >= 128 and address == remote:
+                transport.receive_srtp(buf, length)
+            else:
+                self._on_datagram(buf, length, address)
 
     def _on_udp_readable(self) -> None:
         """Drain the UDP socket: one wake-up for every datagram waiting."""
         buf = RECV_BUFFER
         sock = self.udp
-        by_tuple = self.by_tuple
         while True:
             try:
                 length, address = sock.recvfrom_into(buf)
@@ -83,19 +136,22 @@ class WebRtcServer:
                 if self.closed:
                     return
                 continue
-            if length == 0:
-                continue
-            first = buf[0]
-            if first < 4:
-                self._on_stun(bytes(buf[:length]), address, None)
-                continue
-            bound = by_tuple.get(address)
-            if bound is None:
-                continue
-            if first >= 128:
-                bound[1].receive_srtp(buf, length)
-            elif 20 <= first < 64:
-                bound[1].receive_dtls(bytes(buf[:length]))
+            if length:
+                self._on_datagram(buf, length, address)
+
+    def _on_datagram(self, buf: bytearray, length: int, address: Any) -> None:
+        """One datagram from `address`, sorted by its first byte."""
+        first = buf[0]
+        if first < 4:
+            self._on_stun(bytes(buf[:length]), address, None)
+            return
+        bound = self.by_tuple.get(address)
+        if bound is None:
+            return
+        if first >= 128:
+            bound[1].receive_srtp(buf, length)
+        elif 20 <= first < 64:
+            bound[1].receive_dtls(bytes(buf[:length]))
 
     def on_tcp_frame(self, connection: "_TcpConnection", frame: bytes) -> None:
         if not frame:
@@ -135,7 +191,7 @@ class WebRtcServer:
 
     def _make_tuple(self, address: Any, connection: "_TcpConnection | None") -> Tuple:
         if connection is None:
-            return UdpTuple(self.udp, address[:2], (self.announced_address, self.udp_port))
+            return UdpTuple(self.udp, address[:2], (self.announced_address, self.udp_port), key=address)
         return TcpTuple(connection.transport, address[:2], (self.announced_address, self.tcp_port))
 
     def on_tcp_closed(self, connection: "_TcpConnection") -> None:
@@ -162,6 +218,8 @@ class WebRtcServer:
         if self.closed:
             return
         self.closed = True
+        for tuple_, _transport in list(self.by_tuple.values()):
+            self.forget_tuple(tuple_)
         if self.udp is not None:
             asyncio.get_running_loop().remove_reader(self.udp.fileno())
             self.udp.close()
@@ -170,7 +228,9 @@ class WebRtcServer:
 
     def dump(self) -> dict[str, Any]:
         return {"udpPort": self.udp_port, "tcpPort": self.tcp_port, "ip": self.announced_address,
-                "transports": len(self.by_ufrag), "tuples": len(self.by_tuple)}
+                "transports": len(self.by_ufrag), "tuples": len(self.by_tuple),
+                "tuplesWithOwnSocket": sum(1 for tuple_, _ in self.by_tuple.values()
+                                           if isinstance(tuple_, UdpTuple) and tuple_.own_socket is not None)}
 
 
 class _TcpConnection(asyncio.Protocol):
@@ -207,13 +267,40 @@ class _TcpConnection(asyncio.Protocol):
 
 
 def _bind_udp(ip: str, port: int) -> tuple[socket.socket, int]:
+    """The shared socket, with SO_REUSEPORT for the tuples' own sockets. A plain socket is bound
+    first, so that a port another process holds (with SO_REUSEPORT too) is refused, not shared."""
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+    probe = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        probe.bind((ip, port))
+        port = probe.getsockname()[1]
+    except OSError as exc:
+        raise _bind_error(ip, port, exc) from exc
+    finally:
+        probe.close()
+    try:
+        sock = _reuse_port_socket(family)
+    except OSError:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         sock.bind((ip, port))
     except OSError as exc:
         sock.close()
-        why = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-        raise MediaError(f"cannot bind the WebRTC UDP port {ip}:{port}: {why}") from exc
+        raise _bind_error(ip, port, exc) from exc
     tune(sock)
     return sock, sock.getsockname()[1]
+
+
+def _reuse_port_socket(family: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    except (OSError, AttributeError):
+        sock.close()
+        raise OSError(errno.ENOPROTOOPT, "SO_REUSEPORT is not available") from None
+    return sock
+
+
+def _bind_error(ip: str, port: int, exc: OSError) -> MediaError:
+    why = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+    return MediaError(f"cannot bind the WebRTC UDP port {ip}:{port}: {why}")

@@ -167,6 +167,7 @@ class WebRtcTransport(Transport):
         self.state_changed()
 
     def _on_selected_tuple(self, tuple_: Tuple) -> None:
+        self.server.give_socket(tuple_)
         self._tuple = tuple_
         self.notify(self.id, "iceselectedtuplechange", {"iceSelectedTuple": tuple_.as_dict()})
         self._start_dtls()
