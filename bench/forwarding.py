@@ -72,6 +72,19 @@ def worker_cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
+def scheduling(pid: int) -> tuple[int, int]:
+    """(context switches, moves between CPUs) of a process's main thread so far; moves are 0 where the
+    kernel has no /proc/PID/sched."""
+    with open(f"/proc/{pid}/status") as status:
+        switches = sum(int(line.split()[1]) for line in status if "ctxt_switches:" in line)
+    try:
+        with open(f"/proc/{pid}/sched") as sched:
+            moves = next((int(line.split()[-1]) for line in sched if line.startswith("se.nr_migrations")), 0)
+    except FileNotFoundError:
+        moves = 0
+    return switches, moves
+
+
 def send(publishers: list[tuple[socket.socket, tuple[str, int], SrtpKeys | None, int]], rate: int, seconds: float,
          extensions: bool, ready: Any, cpu: Any) -> None:
     """Sender process: per publisher (socket, server address, keys, SSRC) a VP8 key frame packet every 500,

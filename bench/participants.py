@@ -52,7 +52,7 @@ from typing import Any, Callable
 import aiohttp
 import uvloop
 
-from bench.forwarding import transport_ports, worker_cpu_seconds
+from bench.forwarding import scheduling, transport_ports, worker_cpu_seconds
 from bench.mmsg import Receiver, udp_drops
 from bench.webrtc_client import WebRtcClient
 from kolabmeet.app import Server
@@ -437,9 +437,11 @@ async def one_run(peers: int, seconds: float, workers: int, webrtc: bool = False
             pids = [w.pid for w in server.pool.workers]
             packets_before, _ = await _worker_totals(server)
             cpu_before, gen_before, delivered_before = _cpu(pids), _cpu([c.pid for c in children]), delivered.value
+            sched_before = [scheduling(pid) for pid in pids]
             wall_before = time.perf_counter()
             await asyncio.sleep(seconds)
             cpu_after, gen_after, delivered_after = _cpu(pids), _cpu([c.pid for c in children]), delivered.value
+            sched_after = [scheduling(pid) for pid in pids]
             wall = time.perf_counter() - wall_before
             packets_after, lowest_score = await _worker_totals(server)
             acks: dict[int, float] = {}
@@ -468,6 +470,9 @@ async def one_run(peers: int, seconds: float, workers: int, webrtc: bool = False
     cpu = [sum(after) - sum(before) for before, after in zip(cpu_before, cpu_after)]
     system = sum(after[1] - before[1] for before, after in zip(cpu_before, cpu_after))
     generator = [sum(after) - sum(before) for before, after in zip(gen_before, gen_after)]
+    changes = [(after[0] - before[0], after[1] - before[1]) for before, after in zip(sched_before, sched_after)]
+    switches = sum(switched for switched, _moved in changes) / len(pids) / wall
+    moves = sum(moved for _switched, moved in changes) / len(pids) / wall
     return {
         "peers": peers, "rooms": rooms, "workers": workers, "workers_used": workers_used,
         "fewest_streams_received": min(len(per) for per in streams[:peers]),
@@ -478,6 +483,7 @@ async def one_run(peers: int, seconds: float, workers: int, webrtc: bool = False
         "busiest_worker_share": max(cpu) / wall, "loss": 1 - received / max(1, expected),
         "lowest_score": lowest_score, "drops_server": drops_server, "drops_generator": drops_generator,
         "generator_share": sum(generator) / wall,
+        "switches_per_worker_s": switches, "cpu_moves_per_worker_s": moves,
         "generator_receiver_share": generator[0] / wall,
         "first_video_ms_median": statistics.median(firsts) * 1000 if firsts else float("nan"),
         "first_video_ms_max": max(firsts) * 1000 if firsts else float("nan"),
@@ -538,7 +544,7 @@ def main() -> None:
 def _summary(peers: int, rooms: int, workers: int, webrtc: bool, results: list[dict[str, Any]]) -> None:
     median = {key: statistics.median(r[key] for r in results) for key in
               ("delivered_per_s", "us_per_delivered", "busiest_worker_share", "loss", "generator_share",
-               "first_video_ms_median")}
+               "first_video_ms_median", "switches_per_worker_s", "cpu_moves_per_worker_s")}
     verdict = "carried" if sum(passes(r) for r in results) * 2 > len(results) else "NOT carried"
     kind = "WebRTC" if webrtc else "plain RTP"
     where = "" if rooms == 1 else f" in {rooms} rooms"
@@ -548,6 +554,8 @@ def _summary(peers: int, rooms: int, workers: int, webrtc: bool, results: list[d
           f" {median['us_per_delivered']:.2f} µs of worker CPU per delivered packet,"
           f" busiest worker {median['busiest_worker_share']:.0%} of a core, loss {median['loss']:.3%},"
           f" generator {median['generator_share']:.0%} of a core,"
+          f" each worker switched out {median['switches_per_worker_s']:.0f} and moved between CPUs"
+          f" {median['cpu_moves_per_worker_s']:.0f} times a second,"
           f" newConsumer ack to first video packet {median['first_video_ms_median']:.0f} ms", flush=True)
 
 

@@ -18,6 +18,14 @@ def test_a_process_cpu_time_is_read_finer_than_proc_ticks() -> None:
     assert 0.003 <= spent < 0.009  # /proc would say 0 or 0.01
 
 
+def test_a_process_that_sleeps_is_counted_as_switched_out() -> None:
+    switches, moves = forwarding.scheduling(os.getpid())
+    for _ in range(3):
+        time.sleep(0.001)
+    later, later_moves = forwarding.scheduling(os.getpid())
+    assert later >= switches + 3 and later_moves >= moves >= 0
+
+
 @pytest.mark.parametrize("webrtc", [False, True], ids=["plain", "webrtc"])
 async def test_forwarding_bench_forwards(webrtc: bool) -> None:
     result = await forwarding.one_run(fanout=2, rate=500, seconds=0.5, webrtc=webrtc)
