@@ -66,7 +66,7 @@ class Notifier:
             if socket is None or socket.closed:
                 continue
             if isinstance(socket.queue, Outbox):
-                socket.queue.write_frame(frame)
+                socket.queue.write_frame(frame, hold=True)
             else:
                 socket.queue.put_nowait(message)
 

@@ -3,12 +3,16 @@ a socket opened on it is served by it, one upgraded from long-polling by engine.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
+import time
 
 import aiohttp
+import pytest
 
 from kolabmeet.app import Server
+from kolabmeet.signaling import websocket
 from kolabmeet.signaling.websocket import BINARY, TEXT, Outbox, frame_header
 from tests.helpers import Browser, KolabApp
 from tests.signaling.common import new_browser, ready_socket, until
@@ -43,6 +47,36 @@ async def test_notifications_of_one_turn_arrive_in_one_segment_in_order(
                             for n in range(3)]
         await until(lambda: data_segments_in(ws) > before)
         assert data_segments_in(ws) - before == 1
+    finally:
+        await ws.close()
+
+
+async def test_notifications_soon_after_a_write_wait_to_share_one_and_an_ack_does_not_wait(
+        server: Server, app: KolabApp, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    hold = 0.5
+    monkeypatch.setattr(websocket, "NOTIFICATION_HOLD", hold)
+    room = await app.create_room()
+    ws, peer_id = await ready_socket(http, app, room)
+    try:
+        peer = server.rooms.get(room).peers[peer_id]
+        notify = server.signaling.notifier.notify
+        await asyncio.sleep(hold)
+        notify(peer, "quiet")
+        assert "quiet" in await ws.receive_str(timeout=hold * 0.8), "a notification to a quiet socket waited"
+        written, segments = time.monotonic(), data_segments_in(ws)
+        notify(peer, "one")
+        await asyncio.sleep(0.05)
+        notify(peer, "two")
+        assert ["one" in await ws.receive_str(timeout=2), "two" in await ws.receive_str(timeout=2)] == [True, True]
+        assert time.monotonic() - written > hold * 0.8
+        assert data_segments_in(ws) - segments == 1
+        notify(peer, "three")
+        asked, segments = time.monotonic(), data_segments_in(ws)
+        await ws.send_str('421["request",{"method":"changeNickname","data":{"nickname":"Ada"}}]')
+        received = [await ws.receive_str(timeout=hold * 0.8) for _ in range(2)]
+        assert "three" in received[0] and received[1] == "431[]"
+        assert time.monotonic() - asked < hold * 0.8
+        assert data_segments_in(ws) - segments == 1
     finally:
         await ws.close()
 
