@@ -72,6 +72,15 @@ def worker_cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process, in KiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def scheduling(pid: int) -> tuple[int, int]:
     """(context switches, moves between CPUs) of a process's main thread so far; moves are 0 where the
     kernel has no /proc/PID/sched."""

@@ -27,18 +27,10 @@ from types import SimpleNamespace
 import aiohttp
 import uvloop
 
-from bench.forwarding import process_cpu_seconds
+from bench.forwarding import process_cpu_seconds, rss_kib
 from bench.signaling_peer import SignalingPeer
 from kolabmeet.media.capabilities import router_rtp_capabilities
 from tests.helpers import TOKEN, KolabApp, free_port
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 _CAPABILITIES = router_rtp_capabilities()

@@ -11,12 +11,12 @@ process counts every packet per stream (recvmmsg batches), sends the server RTCP
 from what really arrived (so consumer scores mean something), and the worker processes' CPU is read
 over the window.
 
-Reported per run: forwarded packets/s, worker CPU per forwarded packet and share of a core,
-loss seen by the receivers, datagrams dropped by the kernel (server's sockets and the
-generator's), the lowest consumer score, the generator's own CPU; then, for a newcomer
-joining the loaded room, the time from its newConsumer ack to the first packet of each video
-consumer. A room passes when the busiest worker stays under 100 % of a core, loss < 0.1 %
-and every consumer scores 10.
+Reported per run: forwarded packets/s, worker CPU per forwarded packet and share of a core, the
+workers' resident memory per peer at the end of the window, loss seen by the receivers, datagrams
+dropped by the kernel (server's sockets and the generator's), the lowest consumer score, the
+generator's own CPU; then, for a newcomer joining the loaded room, the time from its newConsumer ack
+to the first packet of each video consumer. A room passes when the busiest worker stays under 100 %
+of a core, loss < 0.1 % and every consumer scores 10.
 
     python -m bench.participants --peers 16 20 24 --seconds 10 --runs 3 [--workers 2 | --workers 1 2] [--webrtc]
 
@@ -52,7 +52,7 @@ from typing import Any, Callable
 import aiohttp
 import uvloop
 
-from bench.forwarding import scheduling, transport_ports, worker_cpu_seconds
+from bench.forwarding import rss_kib, scheduling, transport_ports, worker_cpu_seconds
 from bench.mmsg import Receiver, udp_drops
 from bench.webrtc_client import WebRtcClient
 from kolabmeet.app import Server
@@ -443,6 +443,7 @@ async def one_run(peers: int, seconds: float, workers: int, webrtc: bool = False
             cpu_after, gen_after, delivered_after = _cpu(pids), _cpu([c.pid for c in children]), delivered.value
             sched_after = [scheduling(pid) for pid in pids]
             wall = time.perf_counter() - wall_before
+            workers_kib = sum(rss_kib(pid) for pid in pids)
             packets_after, lowest_score = await _worker_totals(server)
             acks: dict[int, float] = {}
             await join_peer(prepared[peers], peers, acks, newcomer_receiving.set)
@@ -485,6 +486,7 @@ async def one_run(peers: int, seconds: float, workers: int, webrtc: bool = False
         "generator_share": sum(generator) / wall,
         "generator_receiver_share": generator[0] / wall,
         "switches_per_worker_s": switches, "cpu_moves_per_worker_s": moves,
+        "workers_mib_per_peer": workers_kib / 1024 / peers,
         "first_video_ms_median": statistics.median(firsts) * 1000 if firsts else float("nan"),
         "first_video_ms_max": max(firsts) * 1000 if firsts else float("nan"),
         "first_video_consumers": len(firsts), "newcomer_video_consumers": len(acks),
@@ -544,7 +546,8 @@ def main() -> None:
 def _summary(peers: int, rooms: int, workers: int, webrtc: bool, results: list[dict[str, Any]]) -> None:
     median = {key: statistics.median(r[key] for r in results) for key in
               ("delivered_per_s", "us_per_delivered", "busiest_worker_share", "loss", "generator_share",
-               "first_video_ms_median", "switches_per_worker_s", "cpu_moves_per_worker_s")}
+               "first_video_ms_median", "switches_per_worker_s", "cpu_moves_per_worker_s",
+               "workers_mib_per_peer")}
     verdict = "carried" if sum(passes(r) for r in results) * 2 > len(results) else "NOT carried"
     kind = "WebRTC" if webrtc else "plain RTP"
     where = "" if rooms == 1 else f" in {rooms} rooms"
@@ -556,6 +559,7 @@ def _summary(peers: int, rooms: int, workers: int, webrtc: bool, results: list[d
           f" generator {median['generator_share']:.0%} of a core,"
           f" each worker switched out {median['switches_per_worker_s']:.0f} and moved between CPUs"
           f" {median['cpu_moves_per_worker_s']:.0f} times a second,"
+          f" workers' memory {median['workers_mib_per_peer']:.1f} MiB per peer,"
           f" newConsumer ack to first video packet {median['first_video_ms_median']:.0f} ms", flush=True)
 
 

@@ -17,6 +17,7 @@ async def test_a_room_over_two_workers_carries_everyone_to_everyone() -> None:
     assert result["first_video_consumers"] == result["newcomer_video_consumers"] == 4
     assert result["first_video_ms_max"] < 1000
     assert result["switches_per_worker_s"] > 0, "a worker not saturated sleeps between packets"
+    assert result["workers_mib_per_peer"] > 0
     assert passes(result)
 
 

@@ -1,15 +1,20 @@
 /* The compiled twin of retransmission.PyRetransmissionBuffer: the same methods, the same results.
  *
- * A ring of the last `size` packets a consumer sent, one reusable bytearray per slot; storing a
- * packet is one memcpy, with no Python object made.
+ * A ring of the last packets a consumer sent, one reusable bytearray per slot; storing a packet
+ * is one memcpy, with no Python object made. The ring starts small and doubles, up to `size`
+ * slots, when a packet would overwrite one still young enough to be asked for again.
  */
 #include "_twin.h"
 
+#include <structmember.h>
+
 #define SLOT_ROUND 256 /* slot bytearrays are sized in multiples of this */
+#define FIRST_SLOTS 64 /* as retransmission.FIRST_SLOTS */
 
 typedef struct {
     PyObject_HEAD
-    Py_ssize_t size;
+    Py_ssize_t size; /* the most slots */
+    Py_ssize_t capacity; /* slots now */
     int mask;
     double max_age_ms;
     PyObject **slots; /* bytearrays */
@@ -19,29 +24,93 @@ typedef struct {
     double *resent_at;
 } Buffer;
 
-static void free_arrays(Buffer *self)
+typedef struct {
+    PyObject **slots;
+    Py_ssize_t *lengths;
+    int *seqs;
+    double *stored_at;
+    double *resent_at;
+} Arrays;
+
+/* Empty arrays of `capacity` slots, or all NULL with MemoryError set. */
+static Arrays new_arrays(Py_ssize_t capacity)
 {
-    if (self->slots != NULL) {
-        for (Py_ssize_t i = 0; i < self->size; i++)
-            Py_XDECREF(self->slots[i]);
+    Arrays a = {
+        PyMem_Calloc((size_t)capacity, sizeof(PyObject *)), PyMem_Calloc((size_t)capacity, sizeof(Py_ssize_t)),
+        PyMem_Malloc((size_t)capacity * sizeof(int)), PyMem_Calloc((size_t)capacity, sizeof(double)),
+        PyMem_Malloc((size_t)capacity * sizeof(double)),
+    };
+
+    if (!a.slots || !a.lengths || !a.seqs || !a.stored_at || !a.resent_at) {
+        PyMem_Free(a.slots);
+        PyMem_Free(a.lengths);
+        PyMem_Free(a.seqs);
+        PyMem_Free(a.stored_at);
+        PyMem_Free(a.resent_at);
+        PyErr_NoMemory();
+        return (Arrays){NULL, NULL, NULL, NULL, NULL};
     }
+    for (Py_ssize_t i = 0; i < capacity; i++) {
+        a.seqs[i] = -1;
+        a.resent_at[i] = -Py_HUGE_VAL;
+    }
+    return a;
+}
+
+/* The buffer's arrays replaced by `a` of `capacity` slots (the old ones freed, not their slots). */
+static void use_arrays(Buffer *self, Arrays a, Py_ssize_t capacity)
+{
     PyMem_Free(self->slots);
     PyMem_Free(self->lengths);
     PyMem_Free(self->seqs);
     PyMem_Free(self->stored_at);
     PyMem_Free(self->resent_at);
-    self->slots = NULL;
-    self->lengths = NULL;
-    self->seqs = NULL;
-    self->stored_at = self->resent_at = NULL;
+    self->slots = a.slots;
+    self->lengths = a.lengths;
+    self->seqs = a.seqs;
+    self->stored_at = a.stored_at;
+    self->resent_at = a.resent_at;
+    self->capacity = capacity;
+    self->mask = (int)capacity - 1;
+}
+
+static void free_arrays(Buffer *self)
+{
+    if (self->slots != NULL) {
+        for (Py_ssize_t i = 0; i < self->capacity; i++)
+            Py_XDECREF(self->slots[i]);
+    }
+    use_arrays(self, (Arrays){NULL, NULL, NULL, NULL, NULL}, 0);
     self->size = 0;
+}
+
+/* Twice the slots, each stored packet moved to its slot in the larger ring (an empty slot's
+ * memory stays at its index, which no moved packet takes): 0, or -1 with MemoryError set. */
+static int grow(Buffer *self)
+{
+    Py_ssize_t capacity = self->capacity * 2;
+    Arrays a = new_arrays(capacity);
+
+    if (a.slots == NULL)
+        return -1;
+    for (Py_ssize_t i = 0; i < self->capacity; i++) {
+        Py_ssize_t j = self->seqs[i] < 0 ? i : (self->seqs[i] & (capacity - 1));
+        a.slots[j] = self->slots[i];
+        a.lengths[j] = self->lengths[i];
+        a.seqs[j] = self->seqs[i];
+        a.stored_at[j] = self->stored_at[i];
+        a.resent_at[j] = self->resent_at[i];
+    }
+    use_arrays(self, a, capacity);
+    return 0;
 }
 
 static int buffer_init(Buffer *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"size", "max_age_ms", NULL};
-    Py_ssize_t size = 1024;
+    Py_ssize_t size = 1024, capacity;
     double max_age_ms = 2000;
+    Arrays a;
 
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|nd:RetransmissionBuffer", names, &size, &max_age_ms))
         return -1;
@@ -50,23 +119,13 @@ static int buffer_init(Buffer *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     free_arrays(self);
-    self->slots = PyMem_Calloc((size_t)size, sizeof(PyObject *));
-    self->lengths = PyMem_Calloc((size_t)size, sizeof(Py_ssize_t));
-    self->seqs = PyMem_Malloc((size_t)size * sizeof(int));
-    self->stored_at = PyMem_Calloc((size_t)size, sizeof(double));
-    self->resent_at = PyMem_Malloc((size_t)size * sizeof(double));
-    if (!self->slots || !self->lengths || !self->seqs || !self->stored_at || !self->resent_at) {
-        free_arrays(self);
-        PyErr_NoMemory();
+    capacity = size < FIRST_SLOTS ? size : FIRST_SLOTS;
+    a = new_arrays(capacity);
+    if (a.slots == NULL)
         return -1;
-    }
+    use_arrays(self, a, capacity);
     self->size = size;
-    self->mask = (int)size - 1;
     self->max_age_ms = max_age_ms;
-    for (Py_ssize_t i = 0; i < size; i++) {
-        self->seqs[i] = -1;
-        self->resent_at[i] = -Py_HUGE_VAL;
-    }
     return 0;
 }
 
@@ -94,6 +153,14 @@ static PyObject *buffer_store(Buffer *self, PyObject *const *args, Py_ssize_t na
         return NULL;
     seq &= 0xFFFF;
     index = (int)seq & self->mask;
+    while (self->seqs[index] >= 0 && self->seqs[index] != seq && now_ms - self->stored_at[index] <= self->max_age_ms
+           && self->capacity < self->size) {
+        if (grow(self) < 0) {
+            PyBuffer_Release(&packet);
+            return NULL;
+        }
+        index = (int)seq & self->mask;
+    }
     slot = self->slots[index];
     if (slot == NULL || PyByteArray_GET_SIZE(slot) < packet.len) {
         PyObject *grown = PyByteArray_FromStringAndSize(NULL, (packet.len + SLOT_ROUND - 1) / SLOT_ROUND * SLOT_ROUND);
@@ -180,7 +247,7 @@ static PyObject *buffer_resend(Buffer *self, PyObject *const *args, Py_ssize_t n
 
 static PyObject *buffer_clear(Buffer *self, PyObject *unused)
 {
-    for (Py_ssize_t i = 0; i < self->size; i++)
+    for (Py_ssize_t i = 0; i < self->capacity; i++)
         self->seqs[i] = -1;
     Py_RETURN_NONE;
 }
@@ -202,16 +269,22 @@ static PyMethodDef buffer_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef buffer_members[] = {
+    {"capacity", T_PYSSIZET, offsetof(Buffer, capacity), READONLY, "Slots the ring has now."},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyTypeObject BufferType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "kolabmeet.media.worker._retransmission.RetransmissionBuffer",
     .tp_basicsize = sizeof(Buffer),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "The last size sent packets of one consumer stream, indexed by sequence number.",
+    .tp_doc = "The last sent packets of one consumer stream (up to size), indexed by sequence number.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)buffer_init,
     .tp_dealloc = (destructor)buffer_dealloc,
     .tp_methods = buffer_methods,
+    .tp_members = buffer_members,
 };
 
 static struct PyModuleDef module_def = {

@@ -1,7 +1,8 @@
 """Send-side retransmission: a ring buffer of sent packets and RTX (RFC 4588) framing.
 
 The buffer keeps one reusable ``bytearray`` per slot, so storing a packet is a
-copy into memory allocated once; it has a compiled twin (``_retransmission.c``, see
+copy into memory allocated once, and as many slots as its stream's packets of the last
+``max_age_ms`` need; it has a compiled twin (``_retransmission.c``, see
 compiled.py).  :func:`build_rtx` and :func:`restore_rtx` work on caller buffers
 without building packet objects.
 """
@@ -20,28 +21,42 @@ _HEAD = struct.Struct("!BBH")  # V/P/X/CC, M/PT, sequence number
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _SLOT_ROUND = 256  # slot bytearrays are sized in multiples of this
+FIRST_SLOTS = 64
+"""Slots a buffer starts with (it grows as its stream needs, see :class:`PyRetransmissionBuffer`)."""
 _NO_PADDING = 0xDF  # clears the P bit
 _NEVER = float("-inf")
 
 
 class PyRetransmissionBuffer:
-    """The last ``size`` sent packets of one consumer stream, indexed by sequence number."""
+    """The last sent packets of one consumer stream (up to ``size``), indexed by sequence number.
+
+    The ring starts with FIRST_SLOTS slots and doubles, up to ``size``, when a packet would
+    overwrite one still young enough to be asked for again: a stream keeps slots for about
+    ``max_age_ms`` of its own packets, not for ``size`` of them (a 1 Mbit/s video stream needs
+    256 slots: a quarter of the memory, taken in its first two seconds rather than its first nine).
+    """
 
     def __init__(self, size: int = 1024, max_age_ms: float = 2000) -> None:
         if size <= 0 or size & (size - 1):
             raise ValueError("size must be a power of two")
-        self._mask = size - 1
+        self._size = size
         self._max_age_ms = max_age_ms
-        self._slots: list[bytearray] = [bytearray() for _ in range(size)]
-        self._lengths = [0] * size
-        self._seqs = [-1] * size  # -1: empty slot
-        self._stored_at = [0.0] * size
-        self._resent_at = [_NEVER] * size
+        self.capacity = min(size, FIRST_SLOTS)
+        self._mask = self.capacity - 1
+        self._slots: list[bytearray] = [bytearray() for _ in range(self.capacity)]
+        self._lengths = [0] * self.capacity
+        self._seqs = [-1] * self.capacity  # -1: empty slot
+        self._stored_at = [0.0] * self.capacity
+        self._resent_at = [_NEVER] * self.capacity
 
     def store(self, seq: int, packet: Buffer, now_ms: float) -> None:
         """Keep a copy of ``packet`` (all of it), sent as ``seq``."""
         seq &= 0xFFFF
         slot = seq & self._mask
+        while (self._seqs[slot] not in (-1, seq) and now_ms - self._stored_at[slot] <= self._max_age_ms
+               and self.capacity < self._size):
+            self._grow()
+            slot = seq & self._mask
         buf = self._slots[slot]
         length = len(packet)
         if len(buf) < length:
@@ -51,6 +66,20 @@ class PyRetransmissionBuffer:
         self._seqs[slot] = seq
         self._stored_at[slot] = now_ms
         self._resent_at[slot] = _NEVER
+
+    def _grow(self) -> None:
+        """Twice the slots, each stored packet moved to its slot in the larger ring (an empty slot's
+        memory stays at its index, which no moved packet takes)."""
+        capacity = self.capacity * 2
+        slots, lengths = [bytearray() for _ in range(capacity)], [0] * capacity
+        seqs, stored_at, resent_at = [-1] * capacity, [0.0] * capacity, [_NEVER] * capacity
+        for i, seq in enumerate(self._seqs):
+            j = i if seq < 0 else seq & (capacity - 1)
+            slots[j], lengths[j], seqs[j] = self._slots[i], self._lengths[i], seq
+            stored_at[j], resent_at[j] = self._stored_at[i], self._resent_at[i]
+        self._slots, self._lengths, self._seqs = slots, lengths, seqs
+        self._stored_at, self._resent_at = stored_at, resent_at
+        self.capacity, self._mask = capacity, capacity - 1
 
     def get(self, seq: int, now_ms: float) -> tuple[bytearray, int] | None:
         """(slot buffer, length) of packet ``seq``; None if never stored, overwritten or too old.

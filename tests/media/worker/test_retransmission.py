@@ -128,6 +128,39 @@ def test_clear(RetransmissionBuffer):
     assert rb.get(3, 0.0) is not None
 
 
+def test_a_stream_keeps_slots_for_its_packets_of_max_age_not_for_size(RetransmissionBuffer):
+    rb = RetransmissionBuffer(size=1024, max_age_ms=500)
+    assert rb.capacity == retransmission.FIRST_SLOTS
+    for seq in range(600):  # 200 packets a second: 100 within max_age at any time
+        rb.store(seq, seq.to_bytes(2, "big") * 10, seq * 5.0)
+    assert rb.capacity == 128
+    now = 599 * 5.0
+    for seq in range(500, 600):
+        buf, length = rb.get(seq, now)
+        assert bytes(buf[:length]) == seq.to_bytes(2, "big") * 10
+
+
+def test_growing_keeps_every_stored_packet_in_its_place(RetransmissionBuffer):
+    rb = RetransmissionBuffer(size=1024)
+    rb.store(50, b"fifty" * 3, 0.0)
+    rb.store(59934, b"far" * 5, 0.0)  # a stream restarted elsewhere
+    for seq in range(200, 200 + retransmission.FIRST_SLOTS + 1):  # in 128 slots, clear of the two
+        rb.store(seq, seq.to_bytes(2, "big") * 6, 1.0)
+    assert rb.capacity == 2 * retransmission.FIRST_SLOTS
+    assert [bytes(rb.get(seq, 2.0)[0][:rb.get(seq, 2.0)[1]]) for seq in (50, 59934)] == [b"fifty" * 3, b"far" * 5]
+    for seq in range(200, 200 + retransmission.FIRST_SLOTS + 1):
+        buf, length = rb.get(seq, 2.0)
+        assert bytes(buf[:length]) == seq.to_bytes(2, "big") * 6
+
+
+def test_the_ring_grows_no_further_than_size(RetransmissionBuffer):
+    rb = RetransmissionBuffer(size=128)
+    for seq in range(300):
+        rb.store(seq, b"x" * 12, 0.0)
+    assert rb.capacity == 128
+    assert rb.get(171, 0.0) is None and rb.get(172, 0.0) is not None
+
+
 @pytest.mark.parametrize("size", [0, 3, 1000])
 def test_size_must_be_a_power_of_two(RetransmissionBuffer, size):
     with pytest.raises(ValueError):
@@ -266,12 +299,12 @@ def test_both_twins_answer_alike_to_the_same_calls() -> None:
     import random
 
     rng = random.Random(5)
-    twins = [retransmission.PyRetransmissionBuffer(size=64, max_age_ms=500),
-             _retransmission.RetransmissionBuffer(size=64, max_age_ms=500)]
-    now = 0.0
+    twins = [retransmission.PyRetransmissionBuffer(size=512, max_age_ms=500),
+             _retransmission.RetransmissionBuffer(size=512, max_age_ms=500)]
+    now, seq = 0.0, 0
     for _ in range(5000):
         now += rng.random() * 3
-        seq = rng.randrange(0, 70000)
+        seq = seq + 1 if rng.random() < 0.9 else rng.randrange(0, 70000)  # a stream, with jumps
         action = rng.random()
         if action < 0.5:
             packet = bytes(rng.randrange(256) for _ in range(rng.randrange(12, 1300)))
@@ -283,7 +316,8 @@ def test_both_twins_answer_alike_to_the_same_calls() -> None:
         else:
             answers = [twin.clear() for twin in twins]
         plain = [answer if answer is None else bytes(answer[0][:answer[1]]) for answer in answers]
-        assert plain[0] == plain[1]
+        assert plain[0] == plain[1] and twins[0].capacity == twins[1].capacity
+    assert twins[0].capacity > retransmission.FIRST_SLOTS
 
 
 @pytest.mark.skipif(_retransmission is None, reason="the C twin was not built")
