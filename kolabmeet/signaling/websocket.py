@@ -3,8 +3,9 @@
 A join sends a notification to everyone in the room, so a burst of joins queues many small
 frames on each socket; aiohttp writes each frame on its own (a `send` on the TCP socket each).
 Here the frames a socket is given in one turn of the event loop are joined and written once, at
-the end of the turn, and notifications that come within a few milliseconds of the socket's last
-write wait for the rest of that time to leave together (an ack or a request does not wait).
+the end of the turn, and notifications that come within a few milliseconds of the last one written
+to the socket wait for the rest of that time to leave together (an ack or a request does not wait,
+nor does a notification after a quiet spell, such as roomReady after the connect).
 permessage-deflate is not offered, as the original server's socket.io does not: notifications
 are small and compressing each one cost more CPU than it saved.
 
@@ -34,7 +35,8 @@ TEXT, BINARY = 0x81, 0x82
 """First byte of an unfragmented frame (FIN set) of each kind; servers do not mask."""
 NOTIFICATION_HOLD = 0.005
 """Seconds within which a socket's notifications share one write: a burst of joins notifies
-everyone in the room many times over, and each write is a system call and a wake-up of the reader."""
+everyone in the room many times over, and each write is a system call and a wake-up of the reader;
+the first notification after a quiet spell goes at once."""
 CLOSE_NORMAL = b"\x88\x02\x03\xe8"
 """A server's close frame with status 1000 (RFC 6455 sections 5.5.1 and 7.4.1)."""
 
@@ -56,7 +58,8 @@ class WebSocket(engineio_aiohttp.WebSocket):
         self._pending: list[bytes] = []
         self._flushing: asyncio.Handle | None = None
         self._held = False
-        self._written_at = -NOTIFICATION_HOLD
+        self._pending_notification = False
+        self._notified_at = -NOTIFICATION_HOLD
         self._ending = False
         self._heard = True
         self._watchdog: asyncio.TimerHandle | None = None
@@ -85,16 +88,17 @@ class WebSocket(engineio_aiohttp.WebSocket):
         """A whole frame, header and payload (a notification to many sockets is framed once).
 
         Frames are written at the end of this loop turn, all in one write; but when this socket
-        was written less than NOTIFICATION_HOLD ago, a frame to `hold` (a notification) waits for
-        the rest of that time, gathering what follows, unless a frame not to hold (an ack, a
-        request) comes first.
+        was last written a notification less than NOTIFICATION_HOLD ago, a frame to `hold` (a
+        notification) waits for the rest of that time, gathering what follows, unless a frame not
+        to hold (an ack, a request) comes first.
         """
         self._pending.append(frame)
+        self._pending_notification |= hold
         if self._flushing is not None:
             if hold or not self._held:
                 return
             self._flushing.cancel()
-        wait = self._written_at + NOTIFICATION_HOLD - self._loop.time() if hold else 0.0
+        wait = self._notified_at + NOTIFICATION_HOLD - self._loop.time() if hold else 0.0
         self._held = wait > 0
         self._flushing = self._loop.call_later(wait, self._flush) if self._held else self._loop.call_soon(self._flush)
 
@@ -106,9 +110,11 @@ class WebSocket(engineio_aiohttp.WebSocket):
             self._flushing.cancel()
             self._flushing = None
         data, self._pending = b"".join(self._pending), []
+        notified, self._pending_notification = self._pending_notification, False
         if data and self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
-            self._written_at = self._loop.time()
+            if notified:
+                self._notified_at = self._loop.time()
             if self._ending:
                 self._transport.close()
 
