@@ -37,7 +37,7 @@ _CAPABILITIES = router_rtp_capabilities()
 
 
 async def join_one(app: KolabApp, room: str) -> tuple[SignalingPeer, float]:
-    peer = SignalingPeer(app.session, (await app.connection(room, 3))["token"])
+    peer = SignalingPeer((await app.connection(room, 3))["token"])
     start = time.perf_counter()
     await peer.connect()
     await peer.ok("getRouterRtpCapabilities")
