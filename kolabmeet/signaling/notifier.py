@@ -30,10 +30,13 @@ class Notifier:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def notify(self, peer: "Peer", method: str, data: Any = None) -> None:
-        """Event `notification` {method, data} to the peer, if it has a socket."""
+    def notify(self, peer: "Peer", method: str, data: Any = None, at_once: bool = False) -> None:
+        """Event `notification` {method, data} to the peer, if it has a socket; `at_once` queues it
+        now rather than at the next turn, for a notification that follows no ack of its own
+        handler (roomReady: socket.io wrote the connect's ack before the handler ran), so that it
+        leaves in the same write as what precedes it."""
         if peer.sid is not None:
-            self.to_sid(peer.sid, method, data)
+            self._send([peer.sid], method, data, at_once)
 
     def to_sid(self, sid: str, method: str, data: Any = None) -> None:
         self._send([sid], method, data)
@@ -45,7 +48,7 @@ class Notifier:
         if sids:
             self._send(sids, method, data)
 
-    def _send(self, sids: list[str], method: str, data: Any) -> None:
+    def _send(self, sids: list[str], method: str, data: Any, at_once: bool = False) -> None:
         """Encoded once now; queued on each socket at the loop's next turn.
 
         python-socketio's emit runs a task per recipient, which cost more than the message
@@ -55,7 +58,10 @@ class Notifier:
         event = self.sio.packet_class(packet.EVENT, namespace="/", data=["notification",
                                                                          {"method": method, "data": data}])
         message = engineio_packet.Packet(engineio_packet.MESSAGE, event.encode())
-        asyncio.get_running_loop().call_soon(self._queue, sids, message)
+        if at_once:
+            self._queue(sids, message)
+        else:
+            asyncio.get_running_loop().call_soon(self._queue, sids, message)
 
     def _queue(self, sids: list[str], message: engineio_packet.Packet) -> None:
         manager, sockets = self.sio.manager, self.sio.eio.sockets

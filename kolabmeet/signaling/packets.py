@@ -1,10 +1,13 @@
 """socket.io packets of the signaling protocol: JSON only, encoded and decoded by msgspec.
 
-python-socketio takes this class as its serializer. Its default packet walks every outgoing
+python-socketio takes SignalingPacket as its serializer. Its default packet walks every outgoing
 payload looking for bytes to send as attachments, and decodes with the json module with a Python
 callback per integer (to refuse integers of over 100 digits, slow to convert); the protocol
 carries no binary, and msgspec does both ends in C, refusing integers beyond CPython's limit of
 4300 digits.
+
+A client's `request` events, most of what it sends, are read and answered without python-socketio's
+event dispatch (`parse_request`, `ack_packet`): see `Signaling._take_request`.
 """
 
 from __future__ import annotations
@@ -35,3 +38,33 @@ class SignalingPacket(packet.Packet):
 
     uses_binary_events = False
     json = _Json
+
+
+MAX_ACK_ID_DIGITS = 15
+"""Longer ack ids (socket.io clients count from 0) are left to python-socketio's own decoding."""
+
+
+def parse_request(text: str) -> tuple[int | None, Any] | None:
+    """(ack id or None, payload) of a socket.io packet `2<id>["request",payload]` of the default
+    namespace; None for any other packet, a malformed one included (python-socketio then decodes
+    it as it decodes every other packet)."""
+    bracket = text.find("[")
+    digits = text[1:bracket]
+    if not text.startswith("2") or bracket < 0 or len(digits) > MAX_ACK_ID_DIGITS:
+        return None
+    if digits and not (digits.isascii() and digits.isdigit()):
+        return None
+    try:
+        event = _decode(text[bracket:])
+    except (msgspec.DecodeError, ValueError):
+        return None
+    if not isinstance(event, list) or not 1 <= len(event) <= 2 or event[0] != "request":
+        return None
+    return (int(digits) if digits else None), (event[1] if len(event) == 2 else None)
+
+
+def ack_packet(ack_id: int, answer: Any) -> str:
+    """The socket.io ACK `3<id>[...]` of an answer, as python-socketio makes it: a tuple is the
+    ack's arguments, None none, anything else the one argument."""
+    arguments = [] if answer is None else list(answer) if isinstance(answer, tuple) else [answer]
+    return f"3{ack_id}" + _encode(arguments).decode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 import time
@@ -16,7 +17,7 @@ from kolabmeet.media.errors import MediaError
 from kolabmeet.signaling.context import Context
 from kolabmeet.signaling.errors import RequestError
 from kolabmeet.signaling.notifier import Notifier
-from kolabmeet.signaling.packets import SignalingPacket
+from kolabmeet.signaling.packets import SignalingPacket, ack_packet, parse_request
 from kolabmeet.signaling.requests import HANDLERS
 from kolabmeet.signaling.turn import ice_servers
 from kolabmeet.signaling.websocket import WebSocket
@@ -46,10 +47,12 @@ class Signaling:
             max_http_buffer_size=MAX_MESSAGE, logger=False, engineio_logger=False, serializer=SignalingPacket,
         )
         # engine.io takes its WebSocket class from its driver's table; there is no setting for it.
-        self.sio.eio._async = {**self.sio.eio._async, "websocket": WebSocket}
+        self.sio.eio._async = {**self.sio.eio._async,
+                               "websocket": functools.partial(WebSocket, take_message=self._take_request)}
         self.notifier = Notifier(self.sio)
         self.rooms: "Rooms | None" = None
         self._peers_by_sid: dict[str, "Peer"] = {}
+        self._requests: set[asyncio.Task[None]] = set()
         self.on_request_done: Callable[[str, float, bool], None] | None = None
         """Told (method, seconds, succeeded) after every request: the metrics time them."""
         self.sio.on("connect", self._on_connect)
@@ -107,7 +110,7 @@ class Signaling:
         self._peers_by_sid[sid] = peer
         if peer.ready:
             log.info("room %s: peer %s is back", room.id, peer.id)
-            self.notifier.notify(peer, "roomBack", {})
+            self.notifier.notify(peer, "roomBack", {}, at_once=True)
             return True
         try:
             await room.router_for(peer)
@@ -122,7 +125,7 @@ class Signaling:
         peer.ready = True
         log.info("room %s: peer %s connected", room.id, peer.id)
         servers = ice_servers(self.config.turn_server, self.config.turn_static_secret, peer.id)
-        self.notifier.notify(peer, "roomReady", {"iceServers": servers, "roomId": room.id})
+        self.notifier.notify(peer, "roomReady", {"iceServers": servers, "roomId": room.id}, at_once=True)
         return True
 
     async def _on_disconnect(self, sid: str, reason: str = "") -> None:
@@ -141,6 +144,28 @@ class Signaling:
                  self.config.reconnect_grace)
         loop = asyncio.get_running_loop()
         peer.grace_timer = loop.call_later(self.config.reconnect_grace, lambda: room.spawn(room.close_peer(peer)))
+
+    def _take_request(self, websocket: WebSocket, eio_sid: str, text: str) -> bool:
+        """A `request` event of a socket connected to the namespace, answered here as socket.io
+        would answer it (the handler in a task of its own, its ack written to the socket), without
+        socket.io's decoding and dispatch of the event, which cost more than most handlers; False
+        for every other message, which goes to socket.io."""
+        request = parse_request(text)
+        if request is None:
+            return False
+        manager = self.sio.manager
+        sid = manager.sid_from_eio_sid(eio_sid, "/")
+        if sid is None or not manager.is_connected(sid, "/"):
+            return False
+        task = asyncio.get_running_loop().create_task(self._answer(websocket, sid, *request))
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+        return True
+
+    async def _answer(self, websocket: WebSocket, sid: str, ack_id: int | None, payload: Any) -> None:
+        answer = await self._on_request(sid, payload)
+        if ack_id is not None:
+            websocket.write("4" + ack_packet(ack_id, answer))
 
     async def _on_request(self, sid: str, payload: Any = None) -> Any:
         method = payload.get("method") if isinstance(payload, dict) else None

@@ -14,8 +14,9 @@ here rather than by engine.io's loop: the
 packets its engine.io socket sends are written as they are sent, in order (engine.io's writer
 task woke through `asyncio.wait_for`, a new task per wake-up, once per socket per burst of
 notifications), and each received message is handed to socket.io at once (engine.io ran a task
-and a timeout per message; here one watchdog timer per socket). A socket that upgrades from
-long-polling keeps engine.io's own loop.
+and a timeout per message; here one watchdog timer per socket). A message the signaling takes
+(`take_message`: its requests) is not decoded by engine.io nor dispatched by socket.io at all.
+A socket that upgrades from long-polling keeps engine.io's own loop.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import WSMsgType, web
 from engineio import packet as engineio_packet
@@ -50,11 +51,17 @@ def frame_header(opcode: int, length: int) -> bytes:
     return struct.pack("!BBQ", opcode, 127, length)
 
 
+MessageTaker = Callable[["WebSocket", str, str], bool]
+"""Given (this WebSocket, engine.io sid, the text of a message packet), True when it took the
+message, so that engine.io and socket.io do not see it."""
+
+
 class WebSocket(engineio_aiohttp.WebSocket):
     """What engine.io's socket writes to and reads from, for one connection."""
 
-    def __init__(self, handler: Any, server: Any) -> None:
+    def __init__(self, handler: Any, server: Any, take_message: MessageTaker | None = None) -> None:
         super().__init__(handler, server)
+        self._take_message = take_message
         self._pending: list[bytes] = []
         self._flushing: asyncio.Handle | None = None
         self._held = False
@@ -160,6 +167,9 @@ class WebSocket(engineio_aiohttp.WebSocket):
 
     async def _receive(self, socket: Any, data: str | bytes) -> bool:
         """One engine.io packet from the client; False when the session is over."""
+        if (self._take_message is not None and isinstance(data, str) and data.startswith("4")
+                and self._take_message(self, socket.sid, data[1:])):
+            return not socket.closed
         try:
             pkt = engineio_packet.Packet(encoded_packet=data)
         except ValueError as exc:

@@ -173,3 +173,10 @@ async def ready_socket(http: aiohttp.ClientSession, app: KolabApp,
     while "roomReady" not in await ws.receive_str():
         pass
     return ws, parse_qs(parts.query)["peerId"][0]
+
+
+async def ack_arguments(browser: Browser, payload: Any) -> tuple[Any, ...]:
+    """The exact arguments of a request's ack, as socket.io-client hands them to its callback."""
+    answered: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
+    await browser.sio.emit("request", payload, callback=lambda *args: answered.set_result(args))
+    return await asyncio.wait_for(answered, 5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from socketio import packet
 
-from kolabmeet.signaling.packets import SignalingPacket
+from kolabmeet.signaling.packets import SignalingPacket, ack_packet, parse_request
 
 
 def test_an_event_encodes_as_socket_io_text() -> None:
@@ -34,3 +34,31 @@ def test_a_request_decodes_with_its_ack_id() -> None:
 def test_malformed_or_unbounded_json_is_refused(encoded: str) -> None:
     with pytest.raises(ValueError):
         SignalingPacket(encoded_packet=encoded)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('212["request",{"method":"join","data":{"a":[1,true]}}]', (12, {"method": "join", "data": {"a": [1, True]}})),
+    ('2["request",{"method":"ping"}]', (None, {"method": "ping"})),
+    ('20["request"]', (0, None)),
+    ('23["request",null]', (3, None)),
+])
+def test_a_request_event_is_read_with_its_ack_id(text: str, expected: tuple[object, object]) -> None:
+    assert parse_request(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    '2/admin,1["request",{}]', '21["notification",{}]', '31["request",{}]', '21["request",{},{}]', '21[]',
+    '21{"request":1}', '21["request",', '2x["request",{}]', '2²["request",{}]', "2" + "1" * 16 + '["request",{}]',
+    '51-["request",{"_placeholder":true,"num":0}]', "2", "",
+])
+def test_anything_else_is_left_to_socket_io(text: str) -> None:
+    assert parse_request(text) is None
+
+
+@pytest.mark.parametrize(("answer", "text"), [
+    (None, "37[]"), ((None, {"a": "Zoë"}), '37[null,{"a":"Zoë"}]'), ((500, "no"), '37[500,"no"]'), ("x", '37["x"]'),
+])
+def test_an_answer_acks_as_python_socketio_acks_it(answer: object, text: str) -> None:
+    assert ack_packet(7, answer) == text
+    arguments = [] if answer is None else list(answer) if isinstance(answer, tuple) else [answer]
+    assert SignalingPacket(packet.ACK, namespace="/", id=7, data=arguments).encode() == text

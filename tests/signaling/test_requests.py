@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -13,7 +12,7 @@ from kolabmeet.media.capabilities import router_rtp_capabilities
 from kolabmeet.signaling.requests.media import MAX_TRANSPORTS
 from tests.helpers import Browser, KolabApp, joined
 from tests.media.client_caps import CHROME_MIC_PRODUCER
-from tests.signaling.common import new_browser, room_status, server_peer, sync
+from tests.signaling.common import ack_arguments, new_browser, room_status, server_peer, sync
 
 CAPS = router_rtp_capabilities()
 
@@ -36,13 +35,6 @@ async def test_ping_and_dump_stats(app: KolabApp, browsers: list[Browser]) -> No
     assert await browser.request("ping") is None
     assert await browser.request("dumpStats") is None
     assert await browser.request("ping", {"ignored": True}) is None
-
-
-async def ack_arguments(browser: Browser, payload: dict[str, Any]) -> tuple[Any, ...]:
-    """The exact arguments of a request's ack, as socket.io-client hands them to its callback."""
-    answered: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
-    await browser.sio.emit("request", payload, callback=lambda *args: answered.set_result(args))
-    return await asyncio.wait_for(answered, 5)
 
 
 async def test_ack_arguments(app: KolabApp, browsers: list[Browser]) -> None:

@@ -15,7 +15,7 @@ from kolabmeet.app import Server
 from kolabmeet.signaling import websocket
 from kolabmeet.signaling.websocket import BINARY, TEXT, Outbox, frame_header
 from tests.helpers import Browser, KolabApp
-from tests.signaling.common import new_browser, ready_socket, until
+from tests.signaling.common import ack_arguments, new_browser, ready_socket, until
 
 TCPI_DATA_SEGS_IN = 152
 """Offset of tcpi_data_segs_in in Linux's struct tcp_info: segments with data received."""
@@ -104,6 +104,9 @@ async def test_a_socket_upgraded_from_long_polling_is_served_by_engineio(
     assert (await direct.wait_for("changeNickname", lambda data: data["nickname"] == "Ada"))["peerId"] == polling.peer_id
     await direct.ok("chatMessage", {"message": "hello"})
     assert (await polling.wait_for("chatMessage"))["message"] == "hello"
+    for payload in ({"method": "ping"}, {"method": "nope"}, {"method": "raisedHand", "data": {"raisedHand": 1}},
+                    {"method": "getRouterRtpCapabilities"}, [1]):
+        assert await ack_arguments(polling, payload) == await ack_arguments(direct, payload)  # socket.io's, ours
 
 
 async def test_an_undecodable_packet_closes_the_socket(server: Server, app: KolabApp,
