@@ -8,7 +8,9 @@ with --concurrent, all at once, each with a light socket.io peer (bench.signalin
 the bench's own CPU stays below the server's. Reported per run and as medians over the runs:
 the p50 and p95 of the time from socket connect to the end of the last request,
 and the resident memory the control process and the worker gain per joined peer, and the CPU time
-per join of the control process, the worker and the bench's own clients.
+per join of the control process, the worker and the bench's own clients; then every joined peer
+sends PINGS_PER_PEER `ping` requests at once, and the control process's CPU per request is reported
+(the cost of the signaling's request path itself, handler aside).
 
     python -m bench.join --peers 50 --runs 3 [--concurrent]
 """
@@ -34,6 +36,7 @@ from tests.helpers import TOKEN, KolabApp, free_port
 
 
 _CAPABILITIES = router_rtp_capabilities()
+PINGS_PER_PEER = 200
 
 
 async def join_one(app: KolabApp, room: str) -> tuple[SignalingPeer, float]:
@@ -75,6 +78,7 @@ async def one_run(peers: int, concurrent: bool) -> dict[str, float]:
             cpu_after = [process_cpu_seconds(pid) for pid in (server.pid, worker)] + [time.process_time()]
             await asyncio.sleep(0.5)
             control_after, worker_after = rss_kib(server.pid), rss_kib(worker)
+            request_seconds = await _ping_cpu(server.pid, peers_joined)
             for peer in peers_joined:
                 await peer.close()
     finally:
@@ -85,7 +89,19 @@ async def one_run(peers: int, concurrent: bool) -> dict[str, float]:
             "control_kib_per_peer": (control_after - control_before) / peers,
             "worker_kib_per_peer": (worker_after - worker_before) / peers,
             **{f"{name}_cpu_ms_per_join": (after - before) / peers * 1000
-               for name, before, after in zip(("control", "worker", "clients"), cpu_before, cpu_after)}}
+               for name, before, after in zip(("control", "worker", "clients"), cpu_before, cpu_after)},
+            "control_us_per_request": request_seconds * 1e6}
+
+
+async def _ping_cpu(pid: int, peers: list[SignalingPeer]) -> float:
+    """The process's CPU seconds per request while every peer sends PINGS_PER_PEER pings."""
+    async def pings(peer: SignalingPeer) -> None:
+        for _ in range(PINGS_PER_PEER):
+            await peer.ok("ping")
+
+    before = process_cpu_seconds(pid)
+    await asyncio.gather(*(pings(peer) for peer in peers))
+    return (process_cpu_seconds(pid) - before) / (PINGS_PER_PEER * len(peers))
 
 
 async def _notifications_settled(peers: list[SignalingPeer]) -> None:

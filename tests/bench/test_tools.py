@@ -36,3 +36,4 @@ async def test_forwarding_bench_forwards(webrtc: bool) -> None:
 async def test_join_bench_joins(concurrent: bool) -> None:
     result = await join.one_run(peers=3, concurrent=concurrent)
     assert 0 < result["join_p50_ms"] <= result["join_p95_ms"]
+    assert result["control_us_per_request"] >= 0  # every peer's pings were answered (ok raises otherwise)
