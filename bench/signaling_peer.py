@@ -68,6 +68,8 @@ class SignalingPeer(asyncio.Protocol):
 
     async def ok(self, method: str, data: Any = None) -> Any:
         """A request that must succeed; its response (None for a null one)."""
+        if self._transport is None or self._transport.is_closing():
+            raise SignalingError(f"{method}: the socket closed")
         ack_id = next(self._ids)
         future = self._acks[ack_id] = asyncio.get_running_loop().create_future()
         payload: dict[str, Any] = {"method": method} if data is None else {"method": method, "data": data}
@@ -149,6 +151,7 @@ class SignalingPeer(asyncio.Protocol):
         elif opcode == PING:
             self._send_frame(PONG, payload)
         elif opcode == CLOSE and self._transport is not None:
+            self._send_frame(CLOSE, payload[:2])
             self._transport.close()
 
     def _on_packet(self, packet: str) -> None:
@@ -156,7 +159,7 @@ class SignalingPeer(asyncio.Protocol):
             self.notifications += 1
             if not self._ready.done() and '"roomReady"' in packet:
                 self._ready.set_result(None)
-        elif packet.startswith("43"):
+        elif packet.startswith("43") and "[" in packet:
             bracket = packet.index("[")
             future = self._acks.pop(int(packet[2:bracket]), None)
             if future is not None and not future.done():

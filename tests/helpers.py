@@ -177,3 +177,20 @@ async def joined(app: KolabApp, room_id: str, role: int = 3, nickname: str = "te
     caps = rtp_capabilities if rtp_capabilities is not None else router_rtp_capabilities()
     await browser.ok("join", {"nickname": nickname, "rtpCapabilities": caps})
     return browser
+
+
+class RecordingTransport(asyncio.Transport):
+    """A transport that keeps what is written to it, for the byte-level tests of a protocol's writer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+
+    def write(self, data: bytes) -> None:  # type: ignore[override]
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass

@@ -48,15 +48,15 @@ def parse_request(text: str) -> tuple[int | None, Any] | None:
     """(ack id or None, payload) of a socket.io packet `2<id>["request",payload]` of the default
     namespace; None for any other packet, a malformed one included (python-socketio then decodes
     it as it decodes every other packet)."""
-    bracket = text.find("[")
-    digits = text[1:bracket]
-    if not text.startswith("2") or bracket < 0 or len(digits) > MAX_ACK_ID_DIGITS:
+    bracket = text.find("[", 1, MAX_ACK_ID_DIGITS + 2)
+    if not text.startswith("2") or bracket < 0 or not text.startswith('["request"', bracket):
         return None
+    digits = text[1:bracket]
     if digits and not (digits.isascii() and digits.isdigit()):
         return None
     try:
         event = _decode(text[bracket:])
-    except (msgspec.DecodeError, ValueError):
+    except (msgspec.DecodeError, ValueError, RecursionError):
         return None
     if not isinstance(event, list) or not 1 <= len(event) <= 2 or event[0] != "request":
         return None

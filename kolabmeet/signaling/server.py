@@ -155,15 +155,18 @@ class Signaling:
             return False
         manager = self.sio.manager
         sid = manager.sid_from_eio_sid(eio_sid, "/")
-        if sid is None or not manager.is_connected(sid, "/"):
-            return False
+        if sid is None or not manager.is_connected(sid, "/") or eio_sid in self.sio._binary_packet:
+            return False  # python-socketio's: not in the namespace, or the attachment of a binary packet
         task = asyncio.get_running_loop().create_task(self._answer(websocket, sid, *request))
         self._requests.add(task)
         task.add_done_callback(self._requests.discard)
         return True
 
     async def _answer(self, websocket: WebSocket, sid: str, ack_id: int | None, payload: Any) -> None:
-        answer = await self._on_request(sid, payload)
+        try:
+            answer = await self._on_request(sid, payload)
+        except asyncio.CancelledError:
+            answer = None  # as python-socketio answers a cancelled handler
         if ack_id is not None:
             websocket.write("4" + ack_packet(ack_id, answer))
 

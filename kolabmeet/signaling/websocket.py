@@ -99,6 +99,8 @@ class WebSocket(engineio_aiohttp.WebSocket):
         notification) waits for the rest of that time, gathering what follows, unless a frame not
         to hold (an ack, a request) comes first.
         """
+        if self._ending:
+            return  # nothing follows a close frame (RFC 6455 section 5.5.1)
         self._pending.append(frame)
         self._pending_notification |= hold
         if self._flushing is not None:

@@ -11,7 +11,7 @@ import pytest
 from bench.signaling_peer import WEBSOCKET_GUID, SignalingError, SignalingPeer
 from kolabmeet.media.capabilities import router_rtp_capabilities
 from kolabmeet.signaling.websocket import frame_header
-from tests.helpers import KolabApp
+from tests.helpers import KolabApp, RecordingTransport
 
 
 async def _joined(app: KolabApp, room: str, nickname: str) -> SignalingPeer:
@@ -66,23 +66,9 @@ async def test_frames_of_every_length_form_are_read_across_any_split() -> None:
     assert answer.result() == [None, "x" * 70000]
 
 
-class _Recorder(asyncio.Transport):
-    """Keeps what the peer writes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = b""
-
-    def write(self, data: bytes) -> None:  # type: ignore[override]
-        self.written += data
-
-    def is_closing(self) -> bool:
-        return False
-
-
 async def test_a_sent_frame_is_masked_and_unmasks_to_the_packet() -> None:
     peer = SignalingPeer("http://127.0.0.1:9/?peerId=p&roomId=r&authToken=t")
-    recorder = _Recorder()
+    recorder = RecordingTransport()
     peer.connection_made(recorder)
     packet = "42" + "z" * 300
     peer._send(packet)

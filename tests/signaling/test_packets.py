@@ -50,6 +50,7 @@ def test_a_request_event_is_read_with_its_ack_id(text: str, expected: tuple[obje
     '2/admin,1["request",{}]', '21["notification",{}]', '31["request",{}]', '21["request",{},{}]', '21[]',
     '21{"request":1}', '21["request",', '2x["request",{}]', '2²["request",{}]', "2" + "1" * 16 + '["request",{}]',
     '51-["request",{"_placeholder":true,"num":0}]', "2", "",
+    '21["request",' + "[" * 5000 + "]" * 5000 + "]",
 ])
 def test_anything_else_is_left_to_socket_io(text: str) -> None:
     assert parse_request(text) is None

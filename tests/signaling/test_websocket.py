@@ -14,7 +14,7 @@ import pytest
 from kolabmeet.app import Server
 from kolabmeet.signaling import websocket
 from kolabmeet.signaling.websocket import BINARY, TEXT, Outbox, frame_header
-from tests.helpers import Browser, KolabApp
+from tests.helpers import Browser, KolabApp, RecordingTransport
 from tests.signaling.common import ack_arguments, new_browser, ready_socket, until
 
 TCPI_DATA_SEGS_IN = 152
@@ -128,6 +128,17 @@ async def test_an_engineio_packet_of_unknown_type_is_ignored(app: KolabApp, http
         await ws.close()
 
 
+@pytest.mark.parametrize("event", ["request", "other"])
+async def test_json_nested_too_deep_keeps_the_socket(app: KolabApp, http: aiohttp.ClientSession, event: str) -> None:
+    ws, _peer_id = await ready_socket(http, app, await app.create_room())
+    try:
+        await ws.send_str(f'42["{event}",' + "[" * 5000 + "]" * 5000 + "]")
+        await ws.send_str('4290["request",{"method":"ping"}]')
+        assert await ws.receive_str(timeout=3) == "4390[]"
+    finally:
+        await ws.close()
+
+
 async def test_a_client_that_stops_answering_pings_is_closed(server: Server, app: KolabApp,
                                                             http: aiohttp.ClientSession) -> None:
     eio = server.signaling.sio.eio
@@ -152,3 +163,13 @@ async def test_a_socket_the_server_closes_ends_with_a_close_frame_unanswered(
     closing = await ws.receive(timeout=2)
     assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1000)
 
+
+
+async def test_nothing_is_written_after_the_close_frame() -> None:
+    socket = websocket.WebSocket(handler=None, server=None)
+    socket._transport = RecordingTransport()
+    socket.write("4hello")
+    socket.end()
+    socket.write('430[]')  # an ack whose handler finished after the socket was closed
+    await asyncio.sleep(0)
+    assert socket._transport.written == frame_header(TEXT, 6) + b"4hello" + websocket.CLOSE_NORMAL
