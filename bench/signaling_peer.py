@@ -20,12 +20,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
+from aiohttp.http import WS_KEY
 
 from kolabmeet.signaling.websocket import frame_header
 
 SIGNALING_PATH = "/meetmedia/signaling/"
-WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-"""RFC 6455 section 1.3: the server proves the handshake with SHA-1 of the client's key and this."""
 TEXT, CLOSE, PING, PONG = 0x1, 0x8, 0x9, 0xA
 """Frame opcodes (RFC 6455 section 5.2)."""
 CLOSE_STATUS_NORMAL = (1000).to_bytes(2, "big")
@@ -116,11 +115,12 @@ class SignalingPeer(asyncio.Protocol):
         self._read_frames()
 
     def _accepted(self, head: str) -> bool:
-        """The response is 101 and proves the key (RFC 6455 section 4.1)."""
+        """The response is 101 and proves the key (RFC 6455 section 4.1: SHA-1 of the key and the
+        protocol's GUID, aiohttp's WS_KEY)."""
         lines = head.split("\r\n")
         headers = dict(line.split(":", 1) for line in lines[1:] if ":" in line)
         accept = {name.strip().lower(): value.strip() for name, value in headers.items()}.get("sec-websocket-accept")
-        expected = base64.b64encode(hashlib.sha1(self._key + WEBSOCKET_GUID).digest()).decode()
+        expected = base64.b64encode(hashlib.sha1(self._key + WS_KEY).digest()).decode()
         return lines[0].split(" ")[1:2] == ["101"] and accept == expected
 
     def _read_frames(self) -> None:

@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from bench.signaling_peer import WEBSOCKET_GUID, SignalingError, SignalingPeer
+from bench.signaling_peer import SignalingError, SignalingPeer
 from kolabmeet.media.capabilities import router_rtp_capabilities
 from kolabmeet.signaling.websocket import frame_header
 from tests.helpers import KolabApp, RecordingTransport
@@ -46,6 +46,10 @@ async def test_a_wrong_token_is_refused(app: KolabApp) -> None:
     with pytest.raises(SignalingError):
         await peer.connect()
     await peer.close()
+
+
+WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+"""RFC 6455 section 1.3."""
 
 
 def _handshake_answer(peer: SignalingPeer) -> bytes:

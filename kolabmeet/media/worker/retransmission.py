@@ -53,10 +53,12 @@ class PyRetransmissionBuffer:
         """Keep a copy of ``packet`` (all of it), sent as ``seq``."""
         seq &= 0xFFFF
         slot = seq & self._mask
-        while (self._seqs[slot] not in (-1, seq) and now_ms - self._stored_at[slot] <= self._max_age_ms
+        held = self._seqs[slot]
+        while (held >= 0 and held != seq and now_ms - self._stored_at[slot] <= self._max_age_ms
                and self.capacity < self._size):
             self._grow()
             slot = seq & self._mask
+            held = self._seqs[slot]
         buf = self._slots[slot]
         length = len(packet)
         if len(buf) < length:
