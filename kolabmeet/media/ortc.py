@@ -20,6 +20,8 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import msgspec
+
 from kolabmeet.media.capabilities import (
     ABS_SEND_TIME,
     REPAIRED_RTP_STREAM_ID,
@@ -192,7 +194,16 @@ def _header_extension_capability(value: Any, path: str) -> dict[str, Any]:
 
 
 class ValidCapabilities(dict):  # type: ignore[type-arg]
-    """RTP capabilities `validate_rtp_capabilities` made: checked once, not again at each consume."""
+    """RTP capabilities `validate_rtp_capabilities` made: checked once, not again at each consume.
+    Shared by every peer that sent the same capabilities: never changed after it is made."""
+
+
+MAX_CACHED_CAPABILITIES = 64
+"""Distinct capabilities kept validated (one per browser build and device, in practice)."""
+MAX_CACHED_CAPABILITIES_BYTES = 16 * 1024
+"""Capabilities longer than this as JSON (browsers' are 3-6 KiB) are validated each time, not kept."""
+_validated: dict[bytes, ValidCapabilities] = {}
+_encode_json = msgspec.json.Encoder().encode
 
 
 def validate_rtp_capabilities(caps: Any) -> dict[str, Any]:
@@ -201,9 +212,26 @@ def validate_rtp_capabilities(caps: Any) -> dict[str, Any]:
     Absent lists become empty; defaults are filled in: a codec's `kind` from its
     mimeType, audio `channels` 1, empty `parameters` and `rtcpFeedback`, feedback
     `parameter` "", extension `preferredEncrypt` false and `direction` "sendrecv".
+    Every browser of one build sends the same capabilities: the copy made for them
+    is kept, keyed by their JSON, and given to the next peer that sends them.
     """
     if isinstance(caps, ValidCapabilities):
         return caps
+    try:
+        key = _encode_json(caps)
+    except (TypeError, ValueError):
+        return _validated_copy(caps)
+    valid = _validated.get(key)
+    if valid is None:
+        valid = _validated_copy(caps)
+        if len(key) <= MAX_CACHED_CAPABILITIES_BYTES:
+            if len(_validated) >= MAX_CACHED_CAPABILITIES:
+                del _validated[next(iter(_validated))]
+            _validated[key] = valid
+    return valid
+
+
+def _validated_copy(caps: Any) -> ValidCapabilities:
     caps = _object(caps, "rtpCapabilities")
     return ValidCapabilities(
         codecs=_items(caps.get("codecs"), "rtpCapabilities.codecs", _codec_capability),

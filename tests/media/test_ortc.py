@@ -484,4 +484,37 @@ def test_consumer_extension_map_only_when_ids_that_reach_consumers_differ() -> N
 def test_capabilities_validated_once_are_not_checked_again() -> None:
     caps = ortc.validate_rtp_capabilities(router_rtp_capabilities())
     assert ortc.validate_rtp_capabilities(caps) is caps
-    assert ortc.validate_rtp_capabilities(dict(caps)) is not caps
+    with pytest.raises(InvalidParametersError, match="codecs"):
+        ortc.validate_rtp_capabilities(dict(caps, codecs="VP8"))
+
+
+def test_the_same_capabilities_are_validated_once_and_shared():
+    first = ortc.validate_rtp_capabilities(copy.deepcopy(ALL_CLIENTS["chrome"]))
+    again = ortc.validate_rtp_capabilities(copy.deepcopy(ALL_CLIENTS["chrome"]))
+    assert again is first
+    other = ortc.validate_rtp_capabilities(copy.deepcopy(ALL_CLIENTS["firefox"]))
+    assert other is not first and other["codecs"] != first["codecs"]
+
+
+def test_capabilities_that_differ_in_one_value_are_validated_on_their_own():
+    caps = copy.deepcopy(ALL_CLIENTS["chrome"])
+    first = ortc.validate_rtp_capabilities(caps)
+    caps["codecs"][0]["clockRate"] = "48000"
+    with pytest.raises(InvalidParametersError, match=r"rtpCapabilities\.codecs\[0\]\.clockRate"):
+        ortc.validate_rtp_capabilities(caps)
+    with pytest.raises(InvalidParametersError):
+        ortc.validate_rtp_capabilities(caps)
+    assert ortc.validate_rtp_capabilities(copy.deepcopy(ALL_CLIENTS["chrome"])) is first
+
+
+def test_the_validated_capabilities_kept_are_bounded():
+    def caps(n: int) -> dict:
+        return {"codecs": [{"mimeType": "audio/opus", "clockRate": 48000, "preferredPayloadType": 100,
+                            "parameters": {"n": n}}]}
+
+    kept = [ortc.validate_rtp_capabilities(caps(n)) for n in range(ortc.MAX_CACHED_CAPABILITIES + 10)]
+    assert ortc.validate_rtp_capabilities(caps(0)) is not kept[0]
+    assert ortc.validate_rtp_capabilities(caps(ortc.MAX_CACHED_CAPABILITIES + 9)) is kept[-1]
+    long_uri = {"headerExtensions": [{"kind": "audio", "uri": "x" * ortc.MAX_CACHED_CAPABILITIES_BYTES,
+                                      "preferredId": 1}]}
+    assert ortc.validate_rtp_capabilities(long_uri) is not ortc.validate_rtp_capabilities(long_uri)

@@ -103,6 +103,7 @@ class DtlsCertificate:
         self._key = key
         self._certificate = certificate
         self._contexts: dict[tuple[str, ...], SSL.Context] = {}
+        self._fingerprints: dict[str, str] = {}
 
     @classmethod
     def generate(cls) -> DtlsCertificate:
@@ -128,8 +129,12 @@ class DtlsCertificate:
         return [{"algorithm": "sha-256", "value": self.fingerprint("sha-256")}]
 
     def fingerprint(self, algorithm: str = "sha-256") -> str:
-        """Fingerprint as uppercase hex pairs joined by colons."""
-        return ":".join(f"{byte:02X}" for byte in _digest(self._certificate, algorithm))
+        """Fingerprint as uppercase hex pairs joined by colons (computed once per algorithm: every
+        transport announces it)."""
+        fingerprint = self._fingerprints.get(algorithm)
+        if fingerprint is None:
+            fingerprint = self._fingerprints[algorithm] = _digest(self._certificate, algorithm).hex(":").upper()
+        return fingerprint
 
     def context(self, profiles: tuple[str, ...]) -> SSL.Context:
         """The OpenSSL context for these SRTP profiles (made once, then shared)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import random
 import struct
@@ -18,6 +19,7 @@ from aiortc.rtcdtlstransport import (
     RTCDtlsParameters,
     RTCDtlsTransport,
 )
+from cryptography.hazmat.primitives import serialization
 from pylibsrtp import Policy, Session
 
 from kolabmeet.media.worker.dtls import (
@@ -176,6 +178,14 @@ async def test_fingerprint_algorithms(algorithm):
         client={"remote_fingerprint": fingerprint(CERT_B)}, server={"remote_fingerprint": fingerprint(CERT_A)}
     )
     assert a.session.state == b.session.state == "connected"
+
+
+def test_fingerprint_is_the_certificate_digest_in_colon_hex():
+    der = CERT_A._certificate.public_bytes(serialization.Encoding.DER)
+    expected = ":".join(f"{byte:02X}" for byte in hashlib.sha256(der).digest())
+    assert CERT_A.fingerprint("sha-256") == CERT_A.fingerprint("SHA-256") == expected
+    assert CERT_A.fingerprints == [{"algorithm": "sha-256", "value": expected}]
+    assert len(CERT_A.fingerprint("sha-512")) == 64 * 3 - 1
 
 
 @pytest.mark.parametrize("side", ["client", "server"])
