@@ -12,7 +12,11 @@ per join of the control process, the worker and the bench's own clients; then ev
 sends PINGS_PER_PEER `ping` requests at once, and the control process's CPU per request is reported
 (the cost of the signaling's request path itself, handler aside).
 
-    python -m bench.join --peers 50 --runs 3 [--concurrent]
+With --floor the same peers join bench.canned_server instead: aiohttp answering a join's exchanges
+with canned answers and doing nothing else, the floor under kolabmeet's figures on the same machine
+in the same minutes (its "control" is that server; there is no worker).
+
+    python -m bench.join --peers 50 --runs 3 [--concurrent] [--floor]
 """
 
 from __future__ import annotations
@@ -50,13 +54,19 @@ async def join_one(app: KolabApp, room: str) -> tuple[SignalingPeer, float]:
     return peer, time.perf_counter() - start
 
 
-async def one_run(peers: int, concurrent: bool) -> dict[str, float]:
-    port, token = free_port(), TOKEN
-    env = {"PATH": os.environ.get("PATH", ""), "AUTH_TOKEN": token, "LISTENING_HOST": "127.0.0.1",
+def _start_server(port: int, floor: bool) -> subprocess.Popen[bytes]:
+    if floor:
+        return subprocess.Popen([sys.executable, "-m", "bench.canned_server", "--port", str(port)])
+    env = {"PATH": os.environ.get("PATH", ""), "AUTH_TOKEN": TOKEN, "LISTENING_HOST": "127.0.0.1",
            "LISTENING_PORT": str(port), "PUBLIC_DOMAIN": f"127.0.0.1:{port}", "WEBRTC_LISTEN_IP": "127.0.0.1",
            "SSL_CERT": "none", "TURN_SERVER": "none", "MEDIASOUP_NUM_WORKERS": "1", "KOLABMEET_WEBRTC_PORT": "0",
            "KOLABMEET_CONSOLE_SOCKET": "none"}
-    server = subprocess.Popen([sys.executable, "-m", "kolabmeet", "serve", "--log-level", "WARNING"], env=env)
+    return subprocess.Popen([sys.executable, "-m", "kolabmeet", "serve", "--log-level", "WARNING"], env=env)
+
+
+async def one_run(peers: int, concurrent: bool, floor: bool = False) -> dict[str, float]:
+    port = free_port()
+    server = _start_server(port, floor)
     peers_joined: list[SignalingPeer] = []
     try:
         async with aiohttp.ClientSession() as http:
@@ -65,9 +75,9 @@ async def one_run(peers: int, concurrent: bool) -> dict[str, float]:
             room = await app.create_room()
             first, _ = await join_one(app, room)
             peers_joined.append(first)
-            worker = _children(server.pid)[0]
-            control_before, worker_before = rss_kib(server.pid), rss_kib(worker)
-            cpu_before = [process_cpu_seconds(pid) for pid in (server.pid, worker)] + [time.process_time()]
+            pids = {"control": server.pid} if floor else {"control": server.pid, "worker": _children(server.pid)[0]}
+            rss_before = {name: rss_kib(pid) for name, pid in pids.items()}
+            cpu_before = [process_cpu_seconds(pid) for pid in pids.values()] + [time.process_time()]
             if concurrent:
                 joined = await asyncio.gather(*(join_one(app, room) for _ in range(peers)))
             else:
@@ -75,9 +85,9 @@ async def one_run(peers: int, concurrent: bool) -> dict[str, float]:
             peers_joined += [peer for peer, _latency in joined]
             latencies = sorted(latency for _peer, latency in joined)
             await _notifications_settled(peers_joined)
-            cpu_after = [process_cpu_seconds(pid) for pid in (server.pid, worker)] + [time.process_time()]
+            cpu_after = [process_cpu_seconds(pid) for pid in pids.values()] + [time.process_time()]
             await asyncio.sleep(0.5)
-            control_after, worker_after = rss_kib(server.pid), rss_kib(worker)
+            rss_after = {name: rss_kib(pid) for name, pid in pids.items()}
             request_seconds = await _ping_cpu(server.pid, peers_joined)
             for peer in peers_joined:
                 await peer.close()
@@ -86,10 +96,9 @@ async def one_run(peers: int, concurrent: bool) -> dict[str, float]:
         server.wait(10)
     return {"join_p50_ms": latencies[len(latencies) // 2] * 1000,
             "join_p95_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))] * 1000,
-            "control_kib_per_peer": (control_after - control_before) / peers,
-            "worker_kib_per_peer": (worker_after - worker_before) / peers,
+            **{f"{name}_kib_per_peer": (rss_after[name] - rss_before[name]) / peers for name in pids},
             **{f"{name}_cpu_ms_per_join": (after - before) / peers * 1000
-               for name, before, after in zip(("control", "worker", "clients"), cpu_before, cpu_after)},
+               for name, before, after in zip([*pids, "clients"], cpu_before, cpu_after)},
             "control_us_per_request": request_seconds * 1e6}
 
 
@@ -135,12 +144,14 @@ def main() -> None:
     parser.add_argument("--peers", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrent", action="store_true", help="all peers join at once")
+    parser.add_argument("--floor", action="store_true", help="join bench.canned_server instead of kolabmeet")
     args = parser.parse_args()
-    results = [uvloop.run(one_run(args.peers, args.concurrent)) for _ in range(args.runs)]
+    results = [uvloop.run(one_run(args.peers, args.concurrent, args.floor)) for _ in range(args.runs)]
     for result in results:
         print("run: " + ", ".join(f"{k}={v:.1f}" for k, v in result.items()))
     how = "at once" if args.concurrent else "one after another"
-    print(f"median over {args.runs} runs of {args.peers} peers joining one room {how}:")
+    server = "the canned aiohttp server (--floor)" if args.floor else "kolabmeet"
+    print(f"median over {args.runs} runs of {args.peers} peers joining one room {how}, on {server}:")
     for key in results[0]:
         print(f"  {key}: {statistics.median(r[key] for r in results):.1f}")
 
