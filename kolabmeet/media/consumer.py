@@ -44,6 +44,7 @@ class Consumer(EventEmitter):
             if not self.closed:
                 self._set_closed()
                 self.emit("producerclose")
+                self.remove_all_listeners()
         elif event == "producerpause":
             self.producer_paused = True
             self.emit("producerpause")
@@ -95,6 +96,7 @@ class Consumer(EventEmitter):
         if self.closed:
             return
         self._set_closed()
+        self.remove_all_listeners()
         await self.worker.request_quietly("consumer.close", self.id)
 
     def transport_closed(self) -> None:
@@ -102,6 +104,7 @@ class Consumer(EventEmitter):
             return
         self._set_closed()
         self.emit("transportclose")
+        self.remove_all_listeners()
 
     async def get_stats(self) -> list[dict[str, Any]]:
         self._check_open()

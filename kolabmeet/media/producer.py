@@ -51,6 +51,7 @@ class Producer(EventEmitter):
         self.closed = True
         await self.worker.request_quietly("producer.close", self.id)
         self.emit("close")
+        self.remove_all_listeners()
 
     def transport_closed(self) -> None:
         if self.closed:
@@ -58,6 +59,7 @@ class Producer(EventEmitter):
         self.closed = True
         self.emit("close")
         self.emit("transportclose")
+        self.remove_all_listeners()
 
     async def get_stats(self) -> list[dict[str, Any]]:
         self._check_open()

@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 
 
 class Transport(EventEmitter):
-    """Base of the transport handles. Events: "routerclose" when its router went away."""
+    """Base of the transport handles. Events: "routerclose" when its router went away.
+
+    A closed handle drops its listeners (as Consumer and Producer do): they hold closures over it,
+    a reference cycle the collector would otherwise have to find.
+    """
 
     def __init__(self, transport_id: str, router: "Router", app_data: Any = None) -> None:
         super().__init__()
@@ -106,12 +110,14 @@ class Transport(EventEmitter):
             return
         await self.worker.request_quietly("transport.close", self.id)
         self._closed()
+        self.remove_all_listeners()
 
     def router_closed(self) -> None:
         if self.closed:
             return
         self._closed()
         self.emit("routerclose")
+        self.remove_all_listeners()
 
     def _closed(self) -> None:
         self.closed = True

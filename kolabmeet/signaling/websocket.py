@@ -157,6 +157,7 @@ class WebSocket(engineio_aiohttp.WebSocket):
                 self._watchdog.cancel()
             await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
             await self.close()
+            socket.queue.detach()
 
     def _watch(self, timeout: float) -> None:
         """Every `timeout` seconds: the connection closed if the client sent nothing meanwhile (it
@@ -195,16 +196,23 @@ class Outbox:
     """
 
     def __init__(self, websocket: WebSocket) -> None:
-        self._websocket = websocket
+        self._websocket: WebSocket | None = websocket
+
+    def detach(self) -> None:
+        """The session is over: what is put from now on is dropped. This also ends the reference
+        cycle engine.io's socket, this outbox, the WebSocket and the socket's handler made, so that
+        the connection's objects are freed when the last reference goes, not by the collector."""
+        self._websocket = None
 
     def put_nowait(self, pkt: engineio_packet.Packet | None) -> None:
-        if pkt is not None:
+        if pkt is not None and self._websocket is not None:
             self._websocket.write(pkt.encode())
             if pkt.packet_type == engineio_packet.CLOSE:
                 self._websocket.end()
 
     def write_frame(self, frame: bytes, hold: bool = False) -> None:
-        self._websocket.write_frame(frame, hold)
+        if self._websocket is not None:
+            self._websocket.write_frame(frame, hold)
 
     async def put(self, pkt: engineio_packet.Packet | None) -> None:
         self.put_nowait(pkt)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
 from typing import Any, Callable
 
 import aiohttp
 import pytest
 
+from bench.join import join_one
 from kolabmeet.app import Server
 from tests.helpers import Browser, KolabApp, joined
 from tests.signaling.common import (
@@ -225,3 +228,28 @@ async def test_stopping_while_clients_leave(server_with: Callable[..., Any], htt
         for browser in staying:
             await asyncio.wait_for(browser.disconnected.wait(), 2)
         assert srv.signaling.sio.eio.sockets == {}
+
+
+async def test_a_peer_that_left_is_freed_without_the_collector(app: KolabApp, server: Server) -> None:
+    """Its WebSocket (and aiohttp's objects under it), its peer and its transports hold no reference
+    cycle: a long-running control process does not leave them to the collector, which scans
+    everything it tracks. (engine.io's socket object stays until its ping task wakes, then goes.)"""
+    room = await app.create_room()
+    staying, _ = await join_one(app, room)
+    leaving, _ = await join_one(app, room)
+    peer = server.rooms.get(room).peers[leaving.peer_id]
+    eio_socket = next(s for s in server.signaling.sio.eio.sockets.values() if not s.closed
+                      and server.signaling._peers_by_sid.get(server.signaling.sio.manager.sid_from_eio_sid(s.sid, "/"))
+                      is peer)
+    objects = [weakref.ref(o) for o in (peer, eio_socket.queue._websocket, *peer.transports.values())]
+    assert len(objects) == 4
+    del peer, eio_socket
+    gc.collect()
+    gc.disable()
+    try:
+        await leaving.close()
+        await until(lambda: leaving.peer_id not in server.rooms.get(room).peers)
+        await until(lambda: all(ref() is None for ref in objects))
+    finally:
+        gc.enable()
+    await staying.close()
