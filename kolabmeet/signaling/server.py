@@ -14,6 +14,7 @@ import socketio
 from aiohttp import web
 
 from kolabmeet.media.errors import MediaError
+from kolabmeet.signaling import eager
 from kolabmeet.signaling.context import Context
 from kolabmeet.signaling.errors import RequestError
 from kolabmeet.signaling.notifier import Notifier
@@ -147,9 +148,10 @@ class Signaling:
 
     def _take_request(self, websocket: WebSocket, eio_sid: str, text: str) -> bool:
         """A `request` event of a socket connected to the namespace, answered here as socket.io
-        would answer it (the handler in a task of its own, its ack written to the socket), without
-        socket.io's decoding and dispatch of the event, which cost more than most handlers; False
-        for every other message, which goes to socket.io."""
+        would answer it (its ack written to the socket), without socket.io's decoding and dispatch
+        of the event, which cost more than most handlers; False for every other message, which
+        goes to socket.io. The handler starts at once and gets a task of its own only if it has to
+        wait (`eager`): most requests never do."""
         request = parse_request(text)
         if request is None:
             return False
@@ -157,9 +159,10 @@ class Signaling:
         sid = manager.sid_from_eio_sid(eio_sid, "/")
         if sid is None or not manager.is_connected(sid, "/") or eio_sid in self.sio._binary_packet:
             return False  # python-socketio's: not in the namespace, or the attachment of a binary packet
-        task = asyncio.get_running_loop().create_task(self._answer(websocket, sid, *request))
-        self._requests.add(task)
-        task.add_done_callback(self._requests.discard)
+        task = eager.start(self._answer(websocket, sid, *request))
+        if task is not None:
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
         return True
 
     async def _answer(self, websocket: WebSocket, sid: str, ack_id: int | None, payload: Any) -> None:
