@@ -25,6 +25,15 @@ REQUEST_TIMEOUT = 10.0
 Subscriber = Callable[[str, Any], None]
 
 
+class _Expired(Exception):
+    """A request's answer did not come in time (set on its future by its timer)."""
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(_Expired())
+
+
 class Worker(EventEmitter):
     """Sends requests to a worker, routes its notifications, notices its death.
 
@@ -89,16 +98,21 @@ class Worker(EventEmitter):
                 raise WorkerDiedError(f"media worker {self.index} is gone")
             raise InvalidStateError("worker closed")
         request_id = next(self._ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending[request_id] = future
+        # A timer on the future itself rather than asyncio.wait_for, which adds a waiter future
+        # and callbacks to every request (two per join are transports made on the worker).
+        expiry = loop.call_later(timeout, _expire, future)
         try:
             self.channel.send({"id": request_id, "method": method, "handlerId": handler_id, "data": data or {}})
-            return await asyncio.wait_for(future, timeout)
+            return await future
         except ChannelClosedError as exc:
             raise WorkerDiedError(f"media worker {self.index} is gone") from exc
-        except asyncio.TimeoutError:
+        except _Expired:
             raise ChannelTimeoutError(f"media worker {self.index} did not answer {method} in {timeout} s") from None
         finally:
+            expiry.cancel()
             self._pending.pop(request_id, None)
 
     async def request_quietly(self, method: str, handler_id: str = "", data: dict[str, Any] | None = None) -> None:

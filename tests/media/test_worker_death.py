@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from kolabmeet.media.errors import ChannelTimeoutError
 from tests.helpers import KolabApp, joined
 
 
@@ -51,3 +52,16 @@ async def test_request_in_flight_fails_fast_when_worker_dies(server_with: Any) -
             await asyncio.wait_for(pending, 3)
         assert "gone" in str(failure.value)
         assert asyncio.get_running_loop().time() - started < 1.0
+
+
+async def test_a_request_the_worker_does_not_answer_times_out_and_the_worker_goes_on(server_with: Any) -> None:
+    async with server_with(num_workers=1) as server:
+        worker = server.pool.workers[0]
+        os.kill(worker.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(ChannelTimeoutError, match="did not answer worker.dump in 0.2 s"):
+                await worker.request("worker.dump", timeout=0.2)
+        finally:
+            os.kill(worker.pid, signal.SIGCONT)
+        assert not worker._pending
+        assert "routerIds" in await worker.dump()
