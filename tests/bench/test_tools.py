@@ -7,7 +7,7 @@ import pytest
 import os
 import time
 
-from bench import forwarding, join
+from bench import forwarding, join, join_stages
 
 
 def test_a_process_cpu_time_is_read_finer_than_proc_ticks() -> None:
@@ -37,3 +37,15 @@ async def test_join_bench_joins(concurrent: bool) -> None:
     result = await join.one_run(peers=3, concurrent=concurrent)
     assert 0 < result["join_p50_ms"] <= result["join_p95_ms"]
     assert result["control_us_per_request"] >= 0  # every peer's pings were answered (ok raises otherwise)
+
+
+async def test_join_bench_joins_the_floor_server() -> None:
+    result = await join.one_run(peers=3, concurrent=True, floor=True)
+    assert 0 < result["join_p50_ms"] <= result["join_p95_ms"]
+    assert "control_cpu_ms_per_join" in result and "worker_cpu_ms_per_join" not in result
+
+
+async def test_join_stages_bench_measures_every_step() -> None:
+    figures = await join_stages.measure(peers=3, rounds=2, floor=False)
+    assert list(figures) == ["token call", *(name for name, _ in join_stages.STEPS)]
+    assert all(len(rounds) == 2 and all(server > 0 for server, _, _ in rounds) for rounds in figures.values())
