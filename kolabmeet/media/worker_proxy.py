@@ -55,7 +55,8 @@ class Worker(EventEmitter):
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._subscribers: dict[str, Subscriber] = {}
-        self._reader = asyncio.get_running_loop().create_task(self._read())
+        self._reaping: asyncio.Task[None] | None = None
+        channel.listen(self._on_message_safely, self._channel_lost)
 
     @classmethod
     async def spawn(cls, index: int, env: dict[str, str] | None = None) -> "Worker":
@@ -143,15 +144,16 @@ class Worker(EventEmitter):
     async def get_resource_usage(self) -> dict[str, Any]:
         return await self.request("worker.getResourceUsage")
 
-    async def _read(self) -> None:
+    def _on_message_safely(self, message: dict[str, Any]) -> None:
         try:
-            while True:
-                self._on_message(await self.channel.receive())
-        except ChannelClosedError:
-            pass
-        except Exception:
-            log.exception("media worker %d: channel reader failed", self.index)
-        await self._on_channel_closed()
+            self._on_message(message)
+        except Exception:  # a malformed message must not cut the worker off
+            log.exception("media worker %d: a message from it could not be handled", self.index)
+
+    def _channel_lost(self, error: ChannelClosedError) -> None:
+        if error.args and error.args[0] != "channel closed":
+            log.error("media worker %d: %s", self.index, error)
+        self._on_channel_closed()
 
     def _on_message(self, message: dict[str, Any]) -> None:
         if "targetId" in message:
@@ -174,7 +176,7 @@ class Worker(EventEmitter):
         else:
             future.set_exception(MediaError(message.get("reason", "worker refused the request")))
 
-    async def _on_channel_closed(self) -> None:
+    def _on_channel_closed(self) -> None:
         unasked = not self.closed
         self.closed = True
         if unasked:
@@ -187,7 +189,7 @@ class Worker(EventEmitter):
             router.worker_closed()
         if unasked:
             self.emit("died")
-            await self._reap()
+            self._reaping = asyncio.get_running_loop().create_task(self._reap())
 
     async def _reap(self) -> None:
         """Collect the dead process's exit status (killing it if it lingers)."""
@@ -216,5 +218,5 @@ class Worker(EventEmitter):
                 await self._process.wait()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
-        self._reader.cancel()
-        await asyncio.gather(self._reader, return_exceptions=True)
+        if self._reaping is not None:
+            await asyncio.gather(self._reaping, return_exceptions=True)

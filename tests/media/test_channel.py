@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import msgspec
 import pytest
 
 from kolabmeet.media.capabilities import router_rtp_capabilities
@@ -68,3 +69,43 @@ async def test_a_failing_notification_handler_does_not_cut_the_worker_off(caplog
     assert not worker.closed
     assert (await router.dump())["id"] == router.id
     await worker.close()
+
+
+async def test_a_listener_gets_every_message_in_order_across_any_split_then_the_close() -> None:
+    left, right = socket.socketpair()
+    channel = await Channel.from_socket(right)
+    sender = await Channel.from_socket(left)
+    sender.send({"id": 0, "early": True})
+    await asyncio.sleep(0.05)
+    got: list[dict] = []
+    closed: list[ChannelClosedError] = []
+    channel.listen(got.append, closed.append)
+    assert got == [{"id": 0, "early": True}]
+    frames = b""
+    for n in range(1, 4):
+        body = msgspec.msgpack.encode({"id": n, "data": "x" * 300 * n})
+        frames += len(body).to_bytes(4, "big") + body
+    for start in range(0, len(frames), 5):
+        channel.data_received(frames[start:start + 5])
+    assert [message["id"] for message in got] == [0, 1, 2, 3] and got[3]["data"] == "x" * 900
+    sender.close()
+    for _ in range(50):
+        if closed:
+            break
+        await asyncio.sleep(0.01)
+    assert len(closed) == 1 and str(closed[0]) == "channel closed"
+    with pytest.raises(ChannelClosedError):
+        channel.send({"id": 4})
+
+
+async def test_a_listener_is_told_why_a_bad_frame_ended_the_channel() -> None:
+    left, right = socket.socketpair()
+    channel = await Channel.from_socket(right)
+    closed: list[ChannelClosedError] = []
+    channel.listen(lambda message: None, closed.append)
+    body = msgspec.msgpack.encode([1, 2])
+    channel.data_received(len(body).to_bytes(4, "big") + body)
+    assert [str(error) for error in closed] == ["frame is not a map"]
+    await asyncio.sleep(0.01)
+    assert len(closed) == 1
+    left.close()
