@@ -53,8 +53,9 @@ class CannedServer:
     def __init__(self, port: int) -> None:
         self.port = port
         self.capabilities = router_rtp_capabilities()
-        self.joined: list[dict[str, Any]] = []
-        """The peerInfo of every peer that joined: the join's answer lists them."""
+        self.joined: dict[str, list[dict[str, Any]]] = {}
+        """Per room, the peerInfo of every peer that joined and is still there: the join's answer
+        lists them."""
         self._ids = itertools.count()
 
     def app(self) -> web.Application:
@@ -86,18 +87,24 @@ class CannedServer:
               "language": None}
         await socket.send_str("0" + _encode({"sid": secrets.token_urlsafe(15), "upgrades": [], "pingTimeout": 20000,
                                              "pingInterval": 25000, "maxPayload": MAX_MESSAGE}).decode())
-        async for message in socket:
-            if message.type != WSMsgType.TEXT:
-                break
-            if message.data == "40":
-                await socket.send_str("40" + _encode({"sid": secrets.token_urlsafe(15)}).decode())
-                await socket.send_str("42" + _encode(["notification", {"method": "roomReady", "data": {
-                    "iceServers": [], "roomId": request.query.get("roomId")}}]).decode())
-            elif message.data.startswith("42"):
-                await self._answer(socket, me, message.data)
+        room = self.joined.setdefault(request.query.get("roomId", ""), [])
+        try:
+            async for message in socket:
+                if message.type != WSMsgType.TEXT:
+                    break
+                if message.data == "40":
+                    await socket.send_str("40" + _encode({"sid": secrets.token_urlsafe(15)}).decode())
+                    await socket.send_str("42" + _encode(["notification", {"method": "roomReady", "data": {
+                        "iceServers": [], "roomId": request.query.get("roomId")}}]).decode())
+                elif message.data.startswith("42"):
+                    await self._answer(socket, room, me, message.data)
+        finally:
+            if me in room:
+                room.remove(me)
         return socket
 
-    async def _answer(self, socket: web.WebSocketResponse, me: dict[str, Any], packet: str) -> None:
+    async def _answer(self, socket: web.WebSocketResponse, room: list[dict[str, Any]], me: dict[str, Any],
+                      packet: str) -> None:
         bracket = packet.index("[")
         request = _decode(packet[bracket:])[1]
         method = request.get("method")
@@ -108,8 +115,8 @@ class CannedServer:
             answer = _transport()
         elif method == "join":
             me["nickname"] = request.get("data", {}).get("nickname")
-            answer = {"peers": list(self.joined), **me}
-            self.joined.append(me)
+            answer = {"peers": list(room), **me}
+            room.append(me)
         await socket.send_str(f"43{packet[2:bracket]}" + _encode([None] if answer is None else [None, answer]).decode())
 
 

@@ -21,6 +21,8 @@ from typing import Any
 import msgspec
 
 MAX_FRAME = 16 * 1024 * 1024
+MAX_WAITING = 1024
+"""Messages kept for `receive` before the channel stops reading the socket until it is read."""
 _LENGTH = struct.Struct("!I")
 
 
@@ -77,6 +79,8 @@ class Channel(asyncio.Protocol):
                 raise self._closed
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
+        if len(self._messages) == MAX_WAITING and self._transport is not None and not self._closed:
+            self._transport.resume_reading()
         return self._messages.popleft()
 
     def close(self) -> None:
@@ -115,6 +119,8 @@ class Channel(asyncio.Protocol):
             else:
                 self._messages.append(message)
                 self._wake()
+                if len(self._messages) == MAX_WAITING and self._transport is not None:
+                    self._transport.pause_reading()
         del buffer[:offset]
 
     def _fail(self, reason: str) -> None:
@@ -125,6 +131,7 @@ class Channel(asyncio.Protocol):
         if self._closed is None:
             self._closed = error
         self._wake()
+        self._handler = None
         on_closed, self._on_closed = self._on_closed, None
         if on_closed is not None:
             on_closed(self._closed)

@@ -203,8 +203,10 @@ class Worker(EventEmitter):
         log.error("media worker %d (pid %d) exit code %s", self.index, self.pid, code)
 
     async def close(self) -> None:
-        """Stop the worker and wait for it to exit."""
+        """Stop the worker and wait for it to exit (when it died, for its exit to be collected)."""
         if self.closed:
+            if self._reaping is not None:
+                await asyncio.gather(self._reaping, return_exceptions=True)
             return
         self.closed = True
         self.channel.close()
@@ -218,5 +220,3 @@ class Worker(EventEmitter):
                 await self._process.wait()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._reaping is not None:
-            await asyncio.gather(self._reaping, return_exceptions=True)

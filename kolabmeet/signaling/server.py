@@ -159,7 +159,11 @@ class Signaling:
         sid = manager.sid_from_eio_sid(eio_sid, "/")
         if sid is None or not manager.is_connected(sid, "/") or eio_sid in self.sio._binary_packet:
             return False  # python-socketio's: not in the namespace, or the attachment of a binary packet
-        task = eager.start(self._answer(websocket, sid, *request))
+        try:
+            task = eager.start(self._answer(websocket, sid, *request))
+        except Exception:  # a fault answering one request must not end the socket's session
+            log.exception("socket %s: answering a request failed", sid)
+            return True
         if task is not None:
             self._requests.add(task)
             task.add_done_callback(self._requests.discard)

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from kolabmeet.media.capabilities import router_rtp_capabilities
-from kolabmeet.media.channel import Channel, ChannelClosedError
+from kolabmeet.media.channel import MAX_WAITING, Channel, ChannelClosedError
 from kolabmeet.media.errors import InvalidStateError, MediaError
 from kolabmeet.media.worker_proxy import Worker
 
@@ -109,3 +109,17 @@ async def test_a_listener_is_told_why_a_bad_frame_ended_the_channel() -> None:
     await asyncio.sleep(0.01)
     assert len(closed) == 1
     left.close()
+
+
+async def test_a_channel_nobody_reads_stops_reading_the_socket_then_delivers_everything() -> None:
+    left, right = socket.socketpair()
+    channel = await Channel.from_socket(right)
+    sender = await Channel.from_socket(left)
+    count = MAX_WAITING * 3
+    for n in range(count):
+        sender.send({"id": n, "data": "x" * 1000})
+    await asyncio.sleep(0.1)
+    assert MAX_WAITING <= len(channel._messages) < count  # the rest waits in the socket
+    assert [(await channel.receive())["id"] for _ in range(count)] == list(range(count))
+    sender.close()
+    channel.close()

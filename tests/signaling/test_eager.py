@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 import pytest
 
@@ -75,3 +76,42 @@ async def test_cancelling_the_task_cancels_what_the_coroutine_awaits() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert seen == ["cancelled"] and never.cancelled()
+
+
+async def test_a_task_cancelled_before_its_first_step_still_unwinds_the_coroutine() -> None:
+    lock = asyncio.Lock()
+    await lock.acquire()
+    unwound: list[str] = []
+
+    async def handler() -> None:
+        try:
+            async with lock:
+                unwound.append("got the lock")
+        finally:
+            unwound.append("finally")
+
+    task = eager.start(handler())
+    assert task is not None
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert unwound == ["finally"]
+    lock.release()
+    async with lock:  # the cancelled waiter left the lock's queue
+        pass
+
+
+async def test_context_variables_set_by_the_coroutine_stay_its_own() -> None:
+    variable: contextvars.ContextVar[str] = contextvars.ContextVar("variable", default="caller's")
+    seen: list[str] = []
+
+    async def handler() -> None:
+        variable.set("handler's")
+        await asyncio.sleep(0)
+        seen.append(variable.get())
+
+    task = eager.start(handler())
+    assert variable.get() == "caller's"
+    assert task is not None
+    await task
+    assert seen == ["handler's"]
