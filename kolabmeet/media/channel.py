@@ -30,6 +30,10 @@ class ChannelClosedError(Exception):
     """The other end of the channel is gone."""
 
 
+class ChannelFrameError(ChannelClosedError):
+    """A frame that is too long, undecodable or not a map ended the channel."""
+
+
 MessageHandler = Callable[[dict[str, Any]], None]
 
 
@@ -79,8 +83,8 @@ class Channel(asyncio.Protocol):
                 raise self._closed
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
-        if len(self._messages) == MAX_WAITING and self._transport is not None and not self._closed:
-            self._transport.resume_reading()
+        if len(self._messages) == MAX_WAITING and self._closed is None:
+            self._transport.resume_reading()  # type: ignore[union-attr]
         return self._messages.popleft()
 
     def close(self) -> None:
@@ -119,12 +123,12 @@ class Channel(asyncio.Protocol):
             else:
                 self._messages.append(message)
                 self._wake()
-                if len(self._messages) == MAX_WAITING and self._transport is not None:
-                    self._transport.pause_reading()
+                if len(self._messages) == MAX_WAITING:
+                    self._transport.pause_reading()  # type: ignore[union-attr]
         del buffer[:offset]
 
     def _fail(self, reason: str) -> None:
-        self._end(ChannelClosedError(reason))
+        self._end(ChannelFrameError(reason))
         self.close()
 
     def _end(self, error: ChannelClosedError) -> None:

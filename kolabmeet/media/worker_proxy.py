@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from pyee import EventEmitter
 
-from kolabmeet.media.channel import Channel, ChannelClosedError
+from kolabmeet.media.channel import Channel, ChannelClosedError, ChannelFrameError
 from kolabmeet.media.errors import ChannelTimeoutError, InvalidStateError, MediaError, WorkerDiedError
 
 if TYPE_CHECKING:
@@ -25,13 +25,10 @@ REQUEST_TIMEOUT = 10.0
 Subscriber = Callable[[str, Any], None]
 
 
-class _Expired(Exception):
-    """A request's answer did not come in time (set on its future by its timer)."""
-
-
 def _expire(future: asyncio.Future[Any]) -> None:
+    """A request's timer: its answer did not come in time."""
     if not future.done():
-        future.set_exception(_Expired())
+        future.set_exception(asyncio.TimeoutError())
 
 
 class Worker(EventEmitter):
@@ -110,7 +107,7 @@ class Worker(EventEmitter):
             return await future
         except ChannelClosedError as exc:
             raise WorkerDiedError(f"media worker {self.index} is gone") from exc
-        except _Expired:
+        except asyncio.TimeoutError:
             raise ChannelTimeoutError(f"media worker {self.index} did not answer {method} in {timeout} s") from None
         finally:
             expiry.cancel()
@@ -151,7 +148,7 @@ class Worker(EventEmitter):
             log.exception("media worker %d: a message from it could not be handled", self.index)
 
     def _channel_lost(self, error: ChannelClosedError) -> None:
-        if error.args and error.args[0] != "channel closed":
+        if isinstance(error, ChannelFrameError):
             log.error("media worker %d: %s", self.index, error)
         self._on_channel_closed()
 
