@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
+from kolabmeet import ids
 from kolabmeet.media import ortc
 from kolabmeet.media.consumer import Consumer
 from kolabmeet.media.plain_transport import PlainTransport
@@ -22,7 +22,7 @@ class PipeTransport(PlainTransport):
         self.check_open()
         params = ortc.get_consumer_rtp_parameters(producer.consumable_rtp_parameters,
                                                   self.router.rtp_capabilities, pipe=True)
-        consumer_id = str(uuid.uuid4())
+        consumer_id = ids.uuid4()
         answer = await self.worker.request("transport.consume", self.id, {
             "consumerId": consumer_id, "producerId": producer.id, "kind": producer.kind,
             "rtpParameters": params, "type": "pipe", "paused": False,

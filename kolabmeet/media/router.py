@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from pyee import EventEmitter
 
+from kolabmeet import ids
 from kolabmeet.media import ortc
 from kolabmeet.media.errors import InvalidStateError, MediaError
 from kolabmeet.media.pipe_transport import PipeTransport
@@ -72,7 +72,7 @@ class Router(EventEmitter):
                                      port_range: tuple[int, int], comedia: bool = False,
                                      rtcp_mux: bool = False, app_data: Any = None) -> PlainTransport:
         self._check_open()
-        transport_id = str(uuid.uuid4())
+        transport_id = ids.uuid4()
         info = await self.worker.request("router.createPlainTransport", self.id, {
             "transportId": transport_id,
             "listenIp": listen_ip,
@@ -93,7 +93,7 @@ class Router(EventEmitter):
         With `max_incoming_bitrate`, senders on it are asked (REMB) to stay below that many bit/s.
         """
         self._check_open()
-        transport_id = str(uuid.uuid4())
+        transport_id = ids.uuid4()
         info = await self.worker.request("router.createWebRtcTransport", self.id, {
             "transportId": transport_id, "enableUdp": enable_udp, "enableTcp": enable_tcp, "preferUdp": prefer_udp,
             "maxIncomingBitrate": max_incoming_bitrate,
@@ -105,7 +105,7 @@ class Router(EventEmitter):
     async def create_pipe_transport(self, listen_ip: str, port_range: tuple[int, int]) -> PipeTransport:
         """One end of a link to another router (see `pipe_producer`)."""
         self._check_open()
-        transport_id = str(uuid.uuid4())
+        transport_id = ids.uuid4()
         info = await self.worker.request("router.createPipeTransport", self.id, {
             "transportId": transport_id, "listenIp": listen_ip, "portRange": list(port_range)})
         transport = PipeTransport(transport_id, self, info)

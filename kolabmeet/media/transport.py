@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import secrets
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from pyee import EventEmitter
 
+from kolabmeet import ids
 from kolabmeet.media import ortc
 from kolabmeet.media.consumer import Consumer
 from kolabmeet.media.errors import InvalidStateError, UnsupportedError
@@ -35,7 +34,7 @@ class Transport(EventEmitter):
         self.consumers: dict[str, Consumer] = {}
         self.closed = False
         self._mids = itertools.count()
-        self.cname = secrets.token_hex(8)
+        self.cname = ids.token_hex(8)
         """Given to producers that signal none (Chromium's rid simulcast): every consumer needs one."""
         self.worker.subscribe(self.id, self._on_notification)
 
@@ -58,7 +57,7 @@ class Transport(EventEmitter):
         caps = self.router.rtp_capabilities
         mapping = ortc.get_producer_rtp_mapping(params, caps)
         consumable = ortc.get_consumable_rtp_parameters(kind, params, caps, mapping)
-        producer_id = str(uuid.uuid4())
+        producer_id = ids.uuid4()
         answer = await self.worker.request("transport.produce", self.id, {
             "producerId": producer_id, "kind": kind, "rtpParameters": params,
             "rtpMapping": mapping, "paused": paused,
@@ -83,7 +82,7 @@ class Transport(EventEmitter):
             raise UnsupportedError(f"cannot consume producer {producer_id} with these RTP capabilities")
         params = ortc.get_consumer_rtp_parameters(producer.consumable_rtp_parameters, rtp_capabilities)
         params["mid"] = str(next(self._mids))
-        consumer_id = str(uuid.uuid4())
+        consumer_id = ids.uuid4()
         consumer_type = ortc.consumer_type(producer.consumable_rtp_parameters)
         answer = await self.worker.request("transport.consume", self.id, {
             "consumerId": consumer_id, "producerId": producer_id, "kind": producer.kind,

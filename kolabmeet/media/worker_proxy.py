@@ -8,11 +8,11 @@ import logging
 import os
 import socket
 import sys
-import uuid
 from typing import TYPE_CHECKING, Any, Callable
 
 from pyee import EventEmitter
 
+from kolabmeet import ids
 from kolabmeet.media.channel import Channel, ChannelClosedError, ChannelFrameError
 from kolabmeet.media.errors import ChannelTimeoutError, InvalidStateError, MediaError, WorkerDiedError
 
@@ -123,7 +123,7 @@ class Worker(EventEmitter):
     async def create_router(self, rtp_capabilities: dict[str, Any]) -> "Router":
         from kolabmeet.media.router import Router
 
-        router_id = str(uuid.uuid4())
+        router_id = ids.uuid4()
         await self.request("worker.createRouter", "", {"routerId": router_id})
         router = Router(router_id, self, rtp_capabilities)
         self.routers[router_id] = router

@@ -10,19 +10,23 @@ import socketio
 from engineio import packet as engineio_packet
 from socketio import packet
 
-from kolabmeet.signaling.websocket import TEXT, Outbox, frame_header
+from kolabmeet.signaling.websocket import TEXT, frame_header
 
 if TYPE_CHECKING:
     from kolabmeet.signaling.peer import Peer
+    from kolabmeet.signaling.session import Session
 
 log = logging.getLogger("kolabmeet.signaling")
 
 
 class Notifier:
-    """Sends to peers' current sockets. Notifications are queued in call order."""
+    """Sends to peers' current sockets: the signaling's own sessions (`sessions`, by socket.io id)
+    and python-socketio's (clients that started on long-polling). Notifications are queued in call
+    order."""
 
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+    def __init__(self, sio: socketio.AsyncServer, sessions: dict[str, "Session"]) -> None:
         self.sio = sio
+        self.sessions = sessions
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def _spawn(self, coro: Any) -> None:
@@ -64,26 +68,31 @@ class Notifier:
             asyncio.get_running_loop().call_soon(self._queue, sids, message)
 
     def _queue(self, sids: list[str], message: engineio_packet.Packet) -> None:
-        manager, sockets = self.sio.manager, self.sio.eio.sockets
+        sessions = self.sessions
         payload = message.encode().encode()
         frame = frame_header(TEXT, len(payload)) + payload
         for sid in sids:
-            socket = sockets.get(manager.eio_sid_from_sid(sid, "/"))
-            if socket is None or socket.closed:
+            session = sessions.get(sid)
+            if session is not None:
+                session.write_frame(frame, hold=True)
                 continue
-            if isinstance(socket.queue, Outbox):
-                socket.queue.write_frame(frame, hold=True)
-            else:
+            socket = self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, "/"))
+            if socket is not None and not socket.closed:
                 socket.queue.put_nowait(message)
 
     async def request(self, peer: "Peer", method: str, data: Any, timeout: float) -> Any:
         """Event `request` {method, data} with an ack; raises socketio TimeoutError."""
         if peer.sid is None:
             raise socketio.exceptions.TimeoutError()
-        return await self.sio.call("request", {"method": method, "data": data}, to=peer.sid, timeout=timeout)
+        payload = {"method": method, "data": data}
+        session = self.sessions.get(peer.sid)
+        if session is not None:
+            return await session.call(payload, timeout)
+        return await self.sio.call("request", payload, to=peer.sid, timeout=timeout)
 
     def disconnect(self, sid: str) -> None:
-        self._spawn(self.sio.disconnect(sid))
+        session = self.sessions.get(sid)
+        self._spawn(session.disconnect() if session is not None else self.sio.disconnect(sid))
 
     async def drain(self, timeout: float) -> None:
         """Wait up to `timeout` seconds for what was queued (when closing the server); cancel the rest.

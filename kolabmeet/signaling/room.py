@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
-import uuid
 from typing import TYPE_CHECKING, Any, Callable
 
+from kolabmeet import ids
 from kolabmeet.media.capabilities import router_rtp_capabilities
 from kolabmeet.media.errors import MediaError
 from kolabmeet.signaling.peer import Peer
@@ -40,7 +39,7 @@ class Room:
 
     def __init__(self, config: "Config", pool: "WorkerPool", notifier: "Notifier",
                  on_close: Callable[["Room"], None]) -> None:
-        self.id = str(uuid.uuid4())
+        self.id = ids.uuid4()
         self.created_at = int(time.time())
         self.config = config
         self.pool = pool
@@ -57,7 +56,7 @@ class Room:
 
     def add_peer(self, role: int) -> Peer:
         """A new connection token for this room."""
-        peer = Peer(str(uuid.uuid4()), self.id, secrets.token_hex(16), role)
+        peer = Peer(ids.uuid4(), self.id, ids.token_hex(16), role)
         self.peers[peer.id] = peer
         return peer
 

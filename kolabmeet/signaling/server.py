@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import hmac
 import logging
 import time
@@ -18,10 +17,10 @@ from kolabmeet.signaling import eager
 from kolabmeet.signaling.context import Context
 from kolabmeet.signaling.errors import RequestError
 from kolabmeet.signaling.notifier import Notifier
-from kolabmeet.signaling.packets import SignalingPacket, ack_packet, parse_request
+from kolabmeet.signaling.packets import SignalingPacket, ack_packet
 from kolabmeet.signaling.requests import HANDLERS
+from kolabmeet.signaling.session import Session
 from kolabmeet.signaling.turn import ice_servers
-from kolabmeet.signaling.websocket import WebSocket
 
 if TYPE_CHECKING:
     from kolabmeet.api.webhooks import Webhooks
@@ -38,7 +37,12 @@ CLOSE_TIMEOUT = 2.0
 
 
 class Signaling:
-    """The socket.io server of the meeting: one socket per connected peer."""
+    """The socket.io server of the meeting: one socket per connected peer.
+
+    A client that opens its socket on a WebSocket (as the Kolab web client does) gets a `Session`
+    of the signaling's own; one that starts on long-polling is served by python-socketio. Both
+    reach the same connect, request and disconnect handlers below.
+    """
 
     def __init__(self, config: "Config", webhooks: "Webhooks") -> None:
         self.config = config
@@ -47,10 +51,10 @@ class Signaling:
             async_mode="aiohttp", cors_allowed_origins="*", always_connect=True,
             max_http_buffer_size=MAX_MESSAGE, logger=False, engineio_logger=False, serializer=SignalingPacket,
         )
-        # engine.io takes its WebSocket class from its driver's table; there is no setting for it.
-        self.sio.eio._async = {**self.sio.eio._async,
-                               "websocket": functools.partial(WebSocket, take_message=self._take_request)}
-        self.notifier = Notifier(self.sio)
+        self.sessions: dict[str, Session] = {}
+        """The signaling's own sessions whose namespace is connected, by socket.io id."""
+        self._open_sessions: set[Session] = set()
+        self.notifier = Notifier(self.sio, self.sessions)
         self.rooms: "Rooms | None" = None
         self._peers_by_sid: dict[str, "Peer"] = {}
         self._requests: set[asyncio.Task[None]] = set()
@@ -63,6 +67,8 @@ class Signaling:
     async def close(self) -> None:
         """Drop every engine.io connection, so that stopping never waits on a client for long."""
         await self.notifier.drain(CLOSE_TIMEOUT)
+        for session in list(self._open_sessions):
+            session.close()
         eio = self.sio.eio
         # Each socket closed here rather than by eio.disconnect(), which fails on an empty set when the
         # last client leaves between a check and its call.
@@ -82,11 +88,29 @@ class Signaling:
     def attach(self, app: web.Application, rooms: "Rooms") -> None:
         """Serve on /meetmedia/signaling, with and without the trailing slash."""
         self.rooms = rooms
-        self.sio.attach(app, socketio_path=SIGNALING_PATH)
-        app.router.add_get("/" + SIGNALING_PATH, self.sio.handle_request)
+        for path in (f"/{SIGNALING_PATH}/", f"/{SIGNALING_PATH}"):
+            app.router.add_get(path, self._handle)
+            app.router.add_post(path, self.sio.handle_request)
+            app.router.add_route("OPTIONS", path, self.sio.handle_request)
 
-    def _find_peer(self, environ: dict[str, Any]) -> "Peer | None":
-        query = parse_qs(environ.get("QUERY_STRING", ""))
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        """A new Engine.IO 4 socket opened on a WebSocket is a session of ours; the rest (long-polling,
+        the upgrade of a polling socket, bad requests) is python-engineio's."""
+        query = request.query
+        if (query.get("transport") != "websocket" or "sid" in query or query.get("EIO") != "4"
+                or request.headers.get("Upgrade", "").lower() != "websocket"):
+            return await self.sio.handle_request(request)
+        eio = self.sio.eio
+        session = Session(request, self.sessions, self._session_connected, self._take_request, self._on_disconnect,
+                          eio.ping_interval, eio.ping_timeout, MAX_MESSAGE)
+        self._open_sessions.add(session)
+        try:
+            return await session.serve()
+        finally:
+            self._open_sessions.discard(session)
+
+    def _find_peer(self, query_string: str) -> "Peer | None":
+        query = parse_qs(query_string)
         values = [query.get(key, [""])[0] for key in ("peerId", "roomId", "authToken")]
         peer_id, room_id, token = values
         room = self.rooms.get(room_id) if self.rooms and room_id else None
@@ -96,7 +120,13 @@ class Signaling:
         return peer
 
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
-        peer = self._find_peer(environ)
+        return await self._connect(sid, environ.get("QUERY_STRING", ""))
+
+    async def _session_connected(self, session: Session) -> bool:
+        return session.sid is not None and await self._connect(session.sid, session.query)
+
+    async def _connect(self, sid: str, query_string: str) -> bool:
+        peer = self._find_peer(query_string)
         if peer is None:
             log.info("socket %s refused: unknown room or peer, or wrong token", sid)
             return False
@@ -146,36 +176,26 @@ class Signaling:
         loop = asyncio.get_running_loop()
         peer.grace_timer = loop.call_later(self.config.reconnect_grace, lambda: room.spawn(room.close_peer(peer)))
 
-    def _take_request(self, websocket: WebSocket, eio_sid: str, text: str) -> bool:
-        """A `request` event of a socket connected to the namespace, answered here as socket.io
-        would answer it (its ack written to the socket), without socket.io's decoding and dispatch
-        of the event, which cost more than most handlers; False for every other message, which
-        goes to socket.io. The handler starts at once and gets a task of its own only if it has to
+    def _take_request(self, session: Session, ack_id: int | None, payload: Any) -> None:
+        """A `request` event of a session, answered as python-socketio answers one (its ack written
+        to the socket). The handler starts at once and gets a task of its own only if it has to
         wait (`eager`): most requests never do."""
-        request = parse_request(text)
-        if request is None:
-            return False
-        manager = self.sio.manager
-        sid = manager.sid_from_eio_sid(eio_sid, "/")
-        if sid is None or not manager.is_connected(sid, "/") or eio_sid in self.sio._binary_packet:
-            return False  # python-socketio's: not in the namespace, or the attachment of a binary packet
         try:
-            task = eager.start(self._answer(websocket, sid, *request))
+            task = eager.start(self._answer(session, session.sid, ack_id, payload))
         except Exception:  # a fault answering one request must not end the socket's session
-            log.exception("socket %s: answering a request failed", sid)
-            return True
+            log.exception("socket %s: answering a request failed", session.sid)
+            return
         if task is not None:
             self._requests.add(task)
             task.add_done_callback(self._requests.discard)
-        return True
 
-    async def _answer(self, websocket: WebSocket, sid: str, ack_id: int | None, payload: Any) -> None:
+    async def _answer(self, session: Session, sid: str | None, ack_id: int | None, payload: Any) -> None:
         try:
-            answer = await self._on_request(sid, payload)
+            answer = await self._on_request(sid or "", payload)
         except asyncio.CancelledError:
             answer = None  # as python-socketio answers a cancelled handler
         if ack_id is not None:
-            websocket.write("4" + ack_packet(ack_id, answer))
+            session.write("4" + ack_packet(ack_id, answer))
 
     async def _on_request(self, sid: str, payload: Any = None) -> Any:
         method = payload.get("method") if isinstance(payload, dict) else None

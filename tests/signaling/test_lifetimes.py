@@ -227,23 +227,21 @@ async def test_stopping_while_clients_leave(server_with: Callable[..., Any], htt
         assert time.monotonic() - started < 3
         for browser in staying:
             await asyncio.wait_for(browser.disconnected.wait(), 2)
-        assert srv.signaling.sio.eio.sockets == {}
+        assert srv.signaling.sio.eio.sockets == {} and not srv.signaling._open_sessions
 
 
 async def test_a_peer_that_left_is_freed_without_the_collector(app: KolabApp, server: Server) -> None:
-    """Its WebSocket (and aiohttp's objects under it), its peer and its transports hold no reference
+    """Its session (and aiohttp's objects under it), its peer and its transports hold no reference
     cycle: a long-running control process does not leave them to the collector, which scans
-    everything it tracks. (engine.io's socket object stays until its ping task wakes, then goes.)"""
+    everything it tracks."""
     room = await app.create_room()
     staying, _ = await join_one(app, room)
     leaving, _ = await join_one(app, room)
     peer = server.rooms.get(room).peers[leaving.peer_id]
-    eio_socket = next(s for s in server.signaling.sio.eio.sockets.values() if not s.closed
-                      and server.signaling._peers_by_sid.get(server.signaling.sio.manager.sid_from_eio_sid(s.sid, "/"))
-                      is peer)
-    objects = [weakref.ref(o) for o in (peer, eio_socket.queue._websocket, *peer.transports.values())]
+    session = server.signaling.sessions[peer.sid]
+    objects = [weakref.ref(o) for o in (peer, session, *peer.transports.values())]
     assert len(objects) == 4
-    del peer, eio_socket
+    del peer, session
     gc.collect()
     gc.disable()
     try:

@@ -28,7 +28,7 @@ async def test_a_requests_ack_goes_out_before_what_its_handler_notified(
 
 
 async def test_drain_gives_up_on_what_does_not_go_out() -> None:
-    notifier = Notifier(socketio.AsyncServer(async_mode="aiohttp"))
+    notifier = Notifier(socketio.AsyncServer(async_mode="aiohttp"), {})
     done = asyncio.Event()
 
     async def sent() -> None:

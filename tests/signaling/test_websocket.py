@@ -1,5 +1,5 @@
-"""The signaling's WebSocket: what one loop turn queues leaves in one write, in order, uncompressed;
-a socket opened on it is served by it, one upgraded from long-polling by engine.io."""
+"""The signaling's WebSocket frame writer: what one loop turn queues leaves in one write, in order,
+uncompressed; notifications soon after a notification wait to share a write."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 
 from kolabmeet.app import Server
 from kolabmeet.signaling import websocket
-from kolabmeet.signaling.websocket import BINARY, TEXT, Outbox, frame_header
-from tests.helpers import Browser, KolabApp, RecordingTransport
-from tests.signaling.common import ack_arguments, new_browser, ready_socket, until
+from kolabmeet.signaling.websocket import BINARY, TEXT, FrameWriter, frame_header
+from tests.helpers import KolabApp, RecordingTransport
+from tests.signaling.common import ready_socket, until
 
 TCPI_DATA_SEGS_IN = 152
 """Offset of tcpi_data_segs_in in Linux's struct tcp_info: segments with data received."""
@@ -83,93 +83,11 @@ async def test_notifications_soon_after_a_notification_wait_to_share_one_and_an_
         await ws.close()
 
 
-def engineio_queue(server: Server, peer_id: str, room: str) -> object:
-    sio = server.signaling.sio
-    sid = server.rooms.get(room).peers[peer_id].sid
-    return sio.eio.sockets[sio.manager.eio_sid_from_sid(sid, "/")].queue
-
-
-async def test_a_socket_upgraded_from_long_polling_is_served_by_engineio(
-        server: Server, app: KolabApp, browsers: list[Browser]) -> None:
-    room = await app.create_room()
-    polling = await new_browser(app, room, browsers, connect=False)
-    await polling.connect(transports=("polling", "websocket"))
-    await until(lambda: polling.sio.transport() == "websocket")
-    direct = await new_browser(app, room, browsers)
-    assert not isinstance(engineio_queue(server, polling.peer_id, room), Outbox)
-    assert isinstance(engineio_queue(server, direct.peer_id, room), Outbox)
-    for browser in (polling, direct):
-        await browser.ok("join", {"nickname": browser.peer_id[:4], "rtpCapabilities": None})
-    await polling.ok("changeNickname", {"nickname": "Ada"})
-    assert (await direct.wait_for("changeNickname", lambda data: data["nickname"] == "Ada"))["peerId"] == polling.peer_id
-    await direct.ok("chatMessage", {"message": "hello"})
-    assert (await polling.wait_for("chatMessage"))["message"] == "hello"
-    for payload in ({"method": "ping"}, {"method": "nope"}, {"method": "raisedHand", "data": {"raisedHand": 1}},
-                    {"method": "getRouterRtpCapabilities"}, [1]):
-        assert await ack_arguments(polling, payload) == await ack_arguments(direct, payload)  # socket.io's, ours
-
-
-async def test_an_undecodable_packet_closes_the_socket(server: Server, app: KolabApp,
-                                                      http: aiohttp.ClientSession) -> None:
-    room = await app.create_room()
-    ws, peer_id = await ready_socket(http, app, room)
-    await ws.send_str("x")
-    assert (await ws.receive(timeout=3)).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
-    await until(lambda: server.rooms.get(room) is None or server.rooms.get(room).peers[peer_id].sid is None)
-
-
-async def test_an_engineio_packet_of_unknown_type_is_ignored(app: KolabApp, http: aiohttp.ClientSession) -> None:
-    ws, _peer_id = await ready_socket(http, app, await app.create_room())
-    try:
-        await ws.send_str("9")
-        await ws.send_str('421["request",{"method":"changeNickname","data":{"nickname":"Ada"}}]')
-        assert await ws.receive_str() == "431[]"
-    finally:
-        await ws.close()
-
-
-@pytest.mark.parametrize("event", ["request", "other"])
-async def test_json_nested_too_deep_keeps_the_socket(app: KolabApp, http: aiohttp.ClientSession, event: str) -> None:
-    ws, _peer_id = await ready_socket(http, app, await app.create_room())
-    try:
-        await ws.send_str(f'42["{event}",' + "[" * 5000 + "]" * 5000 + "]")
-        await ws.send_str('4290["request",{"method":"ping"}]')
-        assert await ws.receive_str(timeout=3) == "4390[]"
-    finally:
-        await ws.close()
-
-
-async def test_a_client_that_stops_answering_pings_is_closed(server: Server, app: KolabApp,
-                                                            http: aiohttp.ClientSession) -> None:
-    eio = server.signaling.sio.eio
-    defaults, (eio.ping_interval, eio.ping_timeout) = (eio.ping_interval, eio.ping_timeout), (0.2, 0.3)
-    try:
-        room = await app.create_room()
-        ws, peer_id = await ready_socket(http, app, room)
-        assert await ws.receive_str(timeout=2) == "2"  # a ping, left unanswered
-    finally:
-        eio.ping_interval, eio.ping_timeout = defaults
-    assert (await ws.receive(timeout=3)).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
-    await until(lambda: server.rooms.get(room) is None or server.rooms.get(room).peers[peer_id].sid is None)
-
-
-async def test_a_socket_the_server_closes_ends_with_a_close_frame_unanswered(
-        server: Server, app: KolabApp, http: aiohttp.ClientSession) -> None:
-    room = await app.create_room()
-    ws, peer_id = await ready_socket(http, app, room)
-    sio = server.signaling.sio
-    await sio.eio.disconnect(sio.manager.eio_sid_from_sid(server.rooms.get(room).peers[peer_id].sid, "/"))
-    assert await ws.receive_str(timeout=2) == "1"  # engine.io's CLOSE
-    closing = await ws.receive(timeout=2)
-    assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1000)
-
-
-
 async def test_nothing_is_written_after_the_close_frame() -> None:
-    socket = websocket.WebSocket(handler=None, server=None)
-    socket._transport = RecordingTransport()
-    socket.write("4hello")
-    socket.end()
-    socket.write('430[]')  # an ack whose handler finished after the socket was closed
+    transport = RecordingTransport()
+    writer = FrameWriter(transport)  # type: ignore[arg-type]
+    writer.write("4hello")
+    writer.end()
+    writer.write('430[]')  # an ack whose handler finished after the socket was closed
     await asyncio.sleep(0)
-    assert socket._transport.written == frame_header(TEXT, 6) + b"4hello" + websocket.CLOSE_NORMAL
+    assert transport.written == frame_header(TEXT, 6) + b"4hello" + websocket.CLOSE_NORMAL

@@ -1,0 +1,241 @@
+"""A client's socket.io session on a WebSocket of its own: Engine.IO 4 and socket.io 5 on the
+websocket transport, in the default namespace, with JSON packets.
+
+The Kolab web client connects this way only (PROTOCOL.md). python-engineio and python-socketio
+served these sessions before; per connect they drew two ids with a system call each, started a
+ping task, kept the namespace's members in bidicts and decoded every packet into objects
+dispatched through tasks, which made the connect the dearest step of a join. Here a connect is
+its few packets written as socket.io writes them (`tests/signaling/test_session.py` holds the two
+side by side); a client that starts on long-polling is still served by python-socketio
+(`Signaling._handle`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import socketio
+from aiohttp import WSMsgType, web
+
+from kolabmeet import ids
+from kolabmeet.signaling.packets import parse_request
+from kolabmeet.signaling.websocket import FrameWriter
+
+log = logging.getLogger("kolabmeet.signaling")
+
+REASON = socketio.AsyncServer.reason
+"""The disconnect reasons python-socketio gives its handlers, given alike here."""
+REFUSED = '41{"message":"Connection rejected by server"}'
+"""What python-socketio writes when the connect handler refuses a socket."""
+MAX_NAMESPACE = 200
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+class Session:
+    """One socket.io client on one WebSocket, from its HTTP upgrade until the connection ends.
+
+    `sid` is the socket.io id while the default namespace is connected (None before and after);
+    the session is in `registry` under it meanwhile. The signaling is told through three hooks:
+    `on_connect(session)` decides whether the namespace connect is accepted, `on_request(session,
+    ack_id, payload)` gets each `request` event, `on_disconnect(sid, reason)` the namespace's end.
+    """
+
+    def __init__(self, request: web.Request, registry: dict[str, "Session"],
+                 on_connect: Callable[["Session"], Awaitable[bool]],
+                 on_request: Callable[["Session", int | None, Any], None],
+                 on_disconnect: Callable[[str, str], Awaitable[None]],
+                 ping_interval: float, ping_timeout: float, max_message: int) -> None:
+        self.eio_sid = ids.session_id()
+        self.sid: str | None = None
+        self.query = request.query_string
+        self._request = request
+        self._registry = registry
+        self._on_connect, self._on_request, self._on_disconnect = on_connect, on_request, on_disconnect
+        self._ping_interval, self._ping_timeout, self._max_message = ping_interval, ping_timeout, max_message
+        self._loop = asyncio.get_running_loop()
+        self._writer: FrameWriter | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._pinged = False
+        self._reason = REASON.TRANSPORT_CLOSE
+        self._calls: dict[int, asyncio.Future[list[Any]]] = {}
+        self._ack_ids = itertools.count(1)
+
+    async def serve(self) -> web.WebSocketResponse:
+        """The WebSocket handshake, engine.io's open packet, then every packet until the end."""
+        ws = web.WebSocketResponse(max_msg_size=self._max_message, compress=False)
+        await ws.prepare(self._request)
+        self._writer = FrameWriter(self._request.transport)
+        self.write("0" + _encode({"sid": self.eio_sid, "upgrades": [], "pingTimeout": int(self._ping_timeout * 1000),
+                                  "pingInterval": int(self._ping_interval * 1000),
+                                  "maxPayload": self._max_message}).decode())
+        self._timer = self._loop.call_later(self._ping_interval, self._ping)
+        try:
+            while True:
+                message = await ws.receive()
+                if message.type is WSMsgType.BINARY:
+                    log.info("socket %s: binary message ignored (the protocol has none)", self.eio_sid)
+                elif message.type is not WSMsgType.TEXT or not await self._receive(message.data):
+                    break
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+            await self._leave(self._reason)
+            self._writer.flush()
+            await ws.close()
+        return ws
+
+    def write(self, packet: str) -> None:
+        """An engine.io packet, written at the end of this loop turn."""
+        if self._writer is not None:
+            self._writer.write(packet)
+
+    def write_frame(self, frame: bytes, hold: bool = False) -> None:
+        """A whole WebSocket frame (a notification framed once for many sockets), see FrameWriter."""
+        if self._writer is not None:
+            self._writer.write_frame(frame, hold)
+
+    async def call(self, data: Any, timeout: float) -> Any:
+        """Event `request` with `data` and an ack; the ack's arguments as python-socketio's `call`
+        gives them (none: None, one: it, more: a tuple). Raises socketio's TimeoutError."""
+        if self.sid is None:
+            raise socketio.exceptions.TimeoutError()
+        ack_id = next(self._ack_ids)
+        future: asyncio.Future[list[Any]] = self._loop.create_future()
+        self._calls[ack_id] = future
+        timer = self._loop.call_later(timeout, _expire, future)
+        self.write(f"42{ack_id}" + _encode(["request", data]).decode())
+        try:
+            arguments = await future
+        finally:
+            timer.cancel()
+            del self._calls[ack_id]
+        return None if not arguments else arguments[0] if len(arguments) == 1 else tuple(arguments)
+
+    async def disconnect(self) -> None:
+        """The server ends the namespace (socket.io's DISCONNECT); the client closes the connection."""
+        if self.sid is not None:
+            self.write("41")
+            await self._leave(REASON.SERVER_DISCONNECT)
+
+    def close(self) -> None:
+        """engine.io's CLOSE, then the WebSocket's close frame and the connection closed."""
+        if self._writer is not None:
+            self._reason = REASON.SERVER_DISCONNECT
+            self.write("1")
+            self._writer.end()
+
+    async def _receive(self, text: str) -> bool:
+        """One engine.io packet; False when the session is over."""
+        kind = text[:1]
+        if kind == "4":
+            return await self._message(text[1:])
+        if kind == "3":
+            self._pong()
+        elif kind == "1":
+            self._reason = REASON.CLIENT_DISCONNECT
+            return False
+        elif len(kind) == 1 and "0" <= kind <= "9":
+            if kind not in "256":  # ping (Engine.IO 3's), upgrade, noop
+                log.info("socket %s: engine.io packet of type %s ignored", self.eio_sid, kind)
+        else:
+            log.info("socket %s: undecodable engine.io packet; closing it", self.eio_sid)
+            return False
+        return True
+
+    async def _message(self, text: str) -> bool:
+        """One socket.io packet of the default namespace (connect, disconnect, event, ack); those of
+        other namespaces are refused or ignored, as python-socketio does with no handler for them."""
+        kind = text[:1]
+        if kind == "2":
+            request = parse_request(text) if self.sid is not None else None
+            if request is not None:
+                self._on_request(self, *request)
+        elif kind == "3":
+            self._acked(text[1:])
+        elif kind == "0":
+            namespace = _namespace(text[1:])
+            if namespace != "/":
+                self.write("44" + namespace[:MAX_NAMESPACE] + ',"Unable to connect"')
+            elif self.sid is None:
+                await self._connect()
+        elif kind == "1":
+            if _namespace(text[1:]) == "/":
+                await self._leave(REASON.CLIENT_DISCONNECT)
+        else:
+            log.info("socket %s: socket.io packet of type %r ignored", self.eio_sid, kind)
+        return True
+
+    async def _connect(self) -> None:
+        """As python-socketio with `always_connect`: the connect's ack first, then the handler's
+        decision; a refused socket is told so and left to close its connection."""
+        self.sid = ids.session_id()
+        self._registry[self.sid] = self
+        self.write("40" + _encode({"sid": self.sid}).decode())
+        try:
+            accepted = await self._on_connect(self)
+        except Exception:
+            log.exception("socket %s: connect failed", self.eio_sid)
+            accepted = False
+        if not accepted and self.sid is not None:
+            self.write(REFUSED)
+            self._registry.pop(self.sid, None)
+            self.sid = None
+
+    async def _leave(self, reason: str) -> None:
+        """The default namespace ends; calls waiting for an ack wait for their timeouts, as they do
+        with python-socketio (a peer that comes back on a new socket is asked again)."""
+        sid, self.sid = self.sid, None
+        if sid is not None:
+            self._registry.pop(sid, None)
+            await self._on_disconnect(sid, reason)
+
+    def _acked(self, text: str) -> None:
+        bracket = text.find("[")
+        digits = text[:bracket] if bracket > 0 else ""
+        future = self._calls.get(int(digits)) if digits.isascii() and digits.isdigit() else None
+        if future is None or future.done():
+            return
+        try:
+            arguments = _decode(text[bracket:])
+        except (msgspec.DecodeError, ValueError, RecursionError):
+            log.info("socket %s: undecodable ack ignored", self.eio_sid)
+            return
+        if isinstance(arguments, list):
+            future.set_result(arguments)
+
+    def _ping(self) -> None:
+        """Every ping interval: a ping, answered within the ping timeout or the connection closes."""
+        self.write("2")
+        self._pinged = True
+        self._timer = self._loop.call_later(self._ping_timeout, self._no_pong)
+
+    def _pong(self) -> None:
+        if self._pinged and self._timer is not None:
+            self._pinged = False
+            self._timer.cancel()
+            self._timer = self._loop.call_later(self._ping_interval, self._ping)
+
+    def _no_pong(self) -> None:
+        log.info("socket %s: no answer to a ping in %.0f s; closing it", self.eio_sid, self._ping_timeout)
+        self._reason = REASON.PING_TIMEOUT
+        self._request.transport.close()
+
+
+def _namespace(text: str) -> str:
+    """The namespace a socket.io packet's text (after its type) names: `/name,...`, else `/`."""
+    if not text.startswith("/"):
+        return "/"
+    comma = text.find(",")
+    return text if comma < 0 else text[:comma]
+
+
+def _expire(future: asyncio.Future[list[Any]]) -> None:
+    if not future.done():
+        future.set_exception(socketio.exceptions.TimeoutError())
