@@ -10,8 +10,10 @@ from kolabmeet import ids
 
 
 def test_ids_have_the_shapes_of_the_standard_ones() -> None:
-    made = uuid.UUID(ids.uuid4())
-    assert (made.version, made.variant) == (4, uuid.RFC_4122)
+    for _ in range(200):
+        text = ids.uuid4()
+        made = uuid.UUID(text)
+        assert (made.version, made.variant, str(made)) == (4, uuid.RFC_4122, text)
     assert len(ids.token_hex(16)) == 32 and int(ids.token_hex(16), 16) >= 0
     session = ids.session_id()
     assert len(session) == 20 and set(session) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")

@@ -92,7 +92,7 @@ class Notifier:
 
     def disconnect(self, sid: str) -> None:
         session = self.sessions.get(sid)
-        self._spawn(session.disconnect() if session is not None else self.sio.disconnect(sid))
+        self._spawn(session.disconnect(sid) if session is not None else self.sio.disconnect(sid))
 
     async def drain(self, timeout: float) -> None:
         """Wait up to `timeout` seconds for what was queued (when closing the server); cancel the rest.

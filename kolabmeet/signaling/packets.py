@@ -6,8 +6,8 @@ callback per integer (to refuse integers of over 100 digits, slow to convert); t
 carries no binary, and msgspec does both ends in C, refusing integers beyond CPython's limit of
 4300 digits.
 
-A client's `request` events, most of what it sends, are read and answered without python-socketio's
-event dispatch (`parse_request`, `ack_packet`): see `Signaling._take_request`.
+A session's `request` events, most of what a client sends, are read and answered here
+(`parse_request`, `ack_packet`): see `session.py`.
 """
 
 from __future__ import annotations
@@ -41,13 +41,14 @@ class SignalingPacket(packet.Packet):
 
 
 MAX_ACK_ID_DIGITS = 15
-"""Longer ack ids (socket.io clients count from 0) are left to python-socketio's own decoding."""
+"""Longer ack ids are not read (socket.io clients count from 0; python-socketio refused more than 100
+digits, CPython converts at most 4300)."""
 
 
 def parse_request(text: str) -> tuple[int | None, Any] | None:
     """(ack id or None, payload) of a socket.io packet `2<id>["request",payload]` of the default
-    namespace; None for any other packet, a malformed one included (python-socketio then decodes
-    it as it decodes every other packet)."""
+    namespace; None for any other packet, a malformed one included (the session ignores it, as
+    python-socketio ignores an event it has no handler for)."""
     bracket = text.find("[", 1, MAX_ACK_ID_DIGITS + 2)
     if not text.startswith("2") or bracket < 0 or not text.startswith('["request"', bracket):
         return None

@@ -6,11 +6,13 @@ import asyncio
 import hmac
 import logging
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
 import socketio
 from aiohttp import web
+from multidict import MultiDict
 
 from kolabmeet.media.errors import MediaError
 from kolabmeet.signaling import eager
@@ -109,10 +111,8 @@ class Signaling:
         finally:
             self._open_sessions.discard(session)
 
-    def _find_peer(self, query_string: str) -> "Peer | None":
-        query = parse_qs(query_string)
-        values = [query.get(key, [""])[0] for key in ("peerId", "roomId", "authToken")]
-        peer_id, room_id, token = values
+    def _find_peer(self, query: Mapping[str, str]) -> "Peer | None":
+        peer_id, room_id, token = (query.get(key, "") for key in ("peerId", "roomId", "authToken"))
         room = self.rooms.get(room_id) if self.rooms and room_id else None
         peer = room.peers.get(peer_id) if room else None
         if peer is None or peer.closed or not hmac.compare_digest(peer.token.encode(), token.encode()):
@@ -120,13 +120,19 @@ class Signaling:
         return peer
 
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
-        return await self._connect(sid, environ.get("QUERY_STRING", ""))
+        """python-socketio's connect handler (clients that start on long-polling). A refused socket
+        is accepted, then disconnected: python-socketio's own refusal, `41{"message":...}`, is a
+        packet socket.io-client 4 rejects and answers by reconnecting (see session.REFUSED)."""
+        if not await self._connect(sid, MultiDict(parse_qsl(environ.get("QUERY_STRING", "")))):
+            self.notifier.disconnect(sid)
+        return True
 
     async def _session_connected(self, session: Session) -> bool:
         return session.sid is not None and await self._connect(session.sid, session.query)
 
-    async def _connect(self, sid: str, query_string: str) -> bool:
-        peer = self._find_peer(query_string)
+    async def _connect(self, sid: str, query: Mapping[str, str]) -> bool:
+        """A socket of the default namespace, its URL's query naming the peer: True when accepted."""
+        peer = self._find_peer(query)
         if peer is None:
             log.info("socket %s refused: unknown room or peer, or wrong token", sid)
             return False

@@ -5,9 +5,9 @@ The Kolab web client connects this way only (PROTOCOL.md). python-engineio and p
 served these sessions before; per connect they drew two ids with a system call each, started a
 ping task, kept the namespace's members in bidicts and decoded every packet into objects
 dispatched through tasks, which made the connect the dearest step of a join. Here a connect is
-its few packets written as socket.io writes them (`tests/signaling/test_session.py` holds the two
-side by side); a client that starts on long-polling is still served by python-socketio
-(`Signaling._handle`).
+its few packets, written as python-socketio wrote them (`tests/signaling/test_session.py` holds
+its packets) but for the refusal, whose form socket.io-client did not accept (REFUSED). A client
+that starts on long-polling is still served by python-socketio (`Signaling._handle`).
 """
 
 from __future__ import annotations
@@ -23,16 +23,23 @@ import socketio
 from aiohttp import WSMsgType, web
 
 from kolabmeet import ids
-from kolabmeet.signaling.packets import parse_request
+from kolabmeet.signaling.packets import MAX_ACK_ID_DIGITS, parse_request
 from kolabmeet.signaling.websocket import FrameWriter
 
 log = logging.getLogger("kolabmeet.signaling")
 
 REASON = socketio.AsyncServer.reason
 """The disconnect reasons python-socketio gives its handlers, given alike here."""
-REFUSED = '41{"message":"Connection rejected by server"}'
-"""What python-socketio writes when the connect handler refuses a socket."""
+REFUSED = "41"
+"""A refused socket's answer after the connect's ack: socket.io's DISCONNECT, which socket.io-client
+reports as `io server disconnect` and does not retry (PROTOCOL.md), as the original server's
+`socket.disconnect(true)` gives it. (python-socketio writes `41{"message":...}`, a payload
+socket.io-client 4's parser rejects: it then reconnects at once, again and again.)"""
+UNABLE = '"Unable to connect"'
+"""python-socketio's CONNECT_ERROR payload for a namespace it does not serve."""
 MAX_NAMESPACE = 200
+CONNECT_TIMEOUT = 45.0
+"""Seconds a WebSocket may stay open without a connected namespace (socket.io's `connectTimeout`)."""
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -54,7 +61,8 @@ class Session:
                  ping_interval: float, ping_timeout: float, max_message: int) -> None:
         self.eio_sid = ids.session_id()
         self.sid: str | None = None
-        self.query = request.query_string
+        self.query = request.query
+        """The query of the WebSocket's URL (the peer, room and token)."""
         self._request = request
         self._registry = registry
         self._on_connect, self._on_request, self._on_disconnect = on_connect, on_request, on_disconnect
@@ -62,6 +70,7 @@ class Session:
         self._loop = asyncio.get_running_loop()
         self._writer: FrameWriter | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._connect_timer: asyncio.TimerHandle | None = None
         self._pinged = False
         self._reason = REASON.TRANSPORT_CLOSE
         self._calls: dict[int, asyncio.Future[list[Any]]] = {}
@@ -71,23 +80,28 @@ class Session:
         """The WebSocket handshake, engine.io's open packet, then every packet until the end."""
         ws = web.WebSocketResponse(max_msg_size=self._max_message, compress=False)
         await ws.prepare(self._request)
-        self._writer = FrameWriter(self._request.transport)
+        self._writer = FrameWriter(self._request.transport, self._loop)
         self.write("0" + _encode({"sid": self.eio_sid, "upgrades": [], "pingTimeout": int(self._ping_timeout * 1000),
                                   "pingInterval": int(self._ping_interval * 1000),
                                   "maxPayload": self._max_message}).decode())
         self._timer = self._loop.call_later(self._ping_interval, self._ping)
+        self._connect_timer = self._loop.call_later(CONNECT_TIMEOUT, self._connect_overdue)
         try:
             while True:
                 message = await ws.receive()
                 if message.type is WSMsgType.BINARY:
-                    log.info("socket %s: binary message ignored (the protocol has none)", self.eio_sid)
+                    log.debug("socket %s: binary message ignored (the protocol has none)", self.eio_sid)
                 elif message.type is not WSMsgType.TEXT or not await self._receive(message.data):
                     break
         finally:
-            if self._timer is not None:
-                self._timer.cancel()
+            for timer in (self._timer, self._connect_timer):
+                if timer is not None:
+                    timer.cancel()
             await self._leave(self._reason)
-            self._writer.flush()
+            if ws.closed:  # aiohttp answered the client's close frame: nothing may follow it
+                self._writer.stop()
+            else:
+                self._writer.flush()
             await ws.close()
         return ws
 
@@ -118,16 +132,17 @@ class Session:
             del self._calls[ack_id]
         return None if not arguments else arguments[0] if len(arguments) == 1 else tuple(arguments)
 
-    async def disconnect(self) -> None:
-        """The server ends the namespace (socket.io's DISCONNECT); the client closes the connection."""
-        if self.sid is not None:
+    async def disconnect(self, sid: str) -> None:
+        """The server ends the namespace connected as `sid` (socket.io's DISCONNECT), unless it
+        ended already; the client closes the connection."""
+        if self.sid == sid:
             self.write("41")
             await self._leave(REASON.SERVER_DISCONNECT)
 
-    def close(self) -> None:
+    def close(self, reason: str = REASON.SERVER_DISCONNECT) -> None:
         """engine.io's CLOSE, then the WebSocket's close frame and the connection closed."""
         if self._writer is not None:
-            self._reason = REASON.SERVER_DISCONNECT
+            self._reason = reason
             self.write("1")
             self._writer.end()
 
@@ -143,7 +158,7 @@ class Session:
             return False
         elif len(kind) == 1 and "0" <= kind <= "9":
             if kind not in "256":  # ping (Engine.IO 3's), upgrade, noop
-                log.info("socket %s: engine.io packet of type %s ignored", self.eio_sid, kind)
+                log.debug("socket %s: engine.io packet of type %s ignored", self.eio_sid, kind)
         else:
             log.info("socket %s: undecodable engine.io packet; closing it", self.eio_sid)
             return False
@@ -158,46 +173,56 @@ class Session:
             if request is not None:
                 self._on_request(self, *request)
         elif kind == "3":
-            self._acked(text[1:])
+            if self.sid is not None:  # acks of a namespace that ended are dropped, as python-socketio does
+                self._acked(text[1:])
         elif kind == "0":
             namespace = _namespace(text[1:])
             if namespace != "/":
-                self.write("44" + namespace[:MAX_NAMESPACE] + ',"Unable to connect"')
-            elif self.sid is None:
+                self.write("44" + namespace[:MAX_NAMESPACE] + "," + UNABLE)
+            elif self.sid is not None:
+                self.write("44" + UNABLE)
+            else:
                 await self._connect()
         elif kind == "1":
             if _namespace(text[1:]) == "/":
                 await self._leave(REASON.CLIENT_DISCONNECT)
         else:
-            log.info("socket %s: socket.io packet of type %r ignored", self.eio_sid, kind)
+            log.debug("socket %s: socket.io packet of type %r ignored", self.eio_sid, kind)
         return True
 
     async def _connect(self) -> None:
         """As python-socketio with `always_connect`: the connect's ack first, then the handler's
-        decision; a refused socket is told so and left to close its connection."""
-        self.sid = ids.session_id()
-        self._registry[self.sid] = self
-        self.write("40" + _encode({"sid": self.sid}).decode())
+        decision; a refused socket is told so and left to close its connection. A handler that
+        fails is a refusal too, after the namespace's end is handled as any other."""
+        sid = self.sid = ids.session_id()
+        self._registry[sid] = self
+        self.write("40" + _encode({"sid": sid}).decode())
         try:
             accepted = await self._on_connect(self)
         except Exception:
             log.exception("socket %s: connect failed", self.eio_sid)
-            accepted = False
-        if not accepted and self.sid is not None:
             self.write(REFUSED)
-            self._registry.pop(self.sid, None)
+            await self._leave(REASON.SERVER_DISCONNECT)
+            return
+        if not accepted and self.sid == sid:
+            self.write(REFUSED)
+            self._registry.pop(sid, None)
             self.sid = None
 
     async def _leave(self, reason: str) -> None:
         """The default namespace ends; calls waiting for an ack wait for their timeouts, as they do
         with python-socketio (a peer that comes back on a new socket is asked again)."""
         sid, self.sid = self.sid, None
-        if sid is not None:
-            self._registry.pop(sid, None)
+        if sid is None:
+            return
+        self._registry.pop(sid, None)
+        try:
             await self._on_disconnect(sid, reason)
+        except Exception:
+            log.exception("socket %s: handling its disconnect (%s) failed", sid, reason)
 
     def _acked(self, text: str) -> None:
-        bracket = text.find("[")
+        bracket = text.find("[", 0, MAX_ACK_ID_DIGITS + 1)
         digits = text[:bracket] if bracket > 0 else ""
         future = self._calls.get(int(digits)) if digits.isascii() and digits.isdigit() else None
         if future is None or future.done():
@@ -205,7 +230,7 @@ class Session:
         try:
             arguments = _decode(text[bracket:])
         except (msgspec.DecodeError, ValueError, RecursionError):
-            log.info("socket %s: undecodable ack ignored", self.eio_sid)
+            log.debug("socket %s: undecodable ack ignored", self.eio_sid)
             return
         if isinstance(arguments, list):
             future.set_result(arguments)
@@ -224,8 +249,12 @@ class Session:
 
     def _no_pong(self) -> None:
         log.info("socket %s: no answer to a ping in %.0f s; closing it", self.eio_sid, self._ping_timeout)
-        self._reason = REASON.PING_TIMEOUT
-        self._request.transport.close()
+        self.close(REASON.PING_TIMEOUT)
+
+    def _connect_overdue(self) -> None:
+        if self.sid is None:
+            log.info("socket %s: no namespace connected in %.0f s; closing it", self.eio_sid, CONNECT_TIMEOUT)
+            self.close(REASON.TRANSPORT_CLOSE)
 
 
 def _namespace(text: str) -> str:

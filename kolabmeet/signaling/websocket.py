@@ -13,7 +13,10 @@ are small and compressing each one cost more CPU than it saved.
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
+
+log = logging.getLogger("kolabmeet.signaling")
 
 TEXT, BINARY = 0x81, 0x82
 """First byte of an unfragmented frame (FIN set) of each kind; servers do not mask."""
@@ -23,6 +26,9 @@ everyone in the room many times over, and each write is a system call and a wake
 the first notification after a quiet spell goes at once."""
 CLOSE_NORMAL = b"\x88\x02\x03\xe8"
 """A server's close frame with status 1000 (RFC 6455 sections 5.5.1 and 7.4.1)."""
+MAX_UNSENT = 4 * 1024 * 1024
+"""Bytes a socket may leave unread in its connection's send buffer before it is closed: a client
+that stops reading while its room goes on would otherwise grow the server without bound."""
 
 
 def frame_header(opcode: int, length: int) -> bytes:
@@ -37,7 +43,7 @@ def frame_header(opcode: int, length: int) -> bytes:
 class FrameWriter:
     """Writes a WebSocket's frames to its TCP transport, those of one loop turn together."""
 
-    def __init__(self, transport: asyncio.BaseTransport | None) -> None:
+    def __init__(self, transport: asyncio.BaseTransport | None, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._transport = transport
         self._pending: list[bytes] = []
         self._flushing: asyncio.Handle | None = None
@@ -45,7 +51,7 @@ class FrameWriter:
         self._pending_notification = False
         self._notified_at = -NOTIFICATION_HOLD
         self._ending = False
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop or asyncio.get_running_loop()
 
     def write(self, message: str | bytes) -> None:
         """One frame, written at the end of this loop turn with the others given in it."""
@@ -86,9 +92,22 @@ class FrameWriter:
                 self._notified_at = self._loop.time()
             if self._ending:
                 transport.close()
+            elif transport.get_write_buffer_size() > MAX_UNSENT:  # type: ignore[attr-defined]
+                log.info("socket at %s: over %d KiB unread; closing it", transport.get_extra_info("peername"),
+                         MAX_UNSENT // 1024)
+                self._ending = True
+                transport.abort()  # type: ignore[attr-defined]
 
     def end(self) -> None:
         """A WebSocket close frame (1000, normal) after what is pending, then the connection closed:
         a client that does not answer it is not waited for."""
         self.write_frame(CLOSE_NORMAL)
         self._ending = True
+
+    def stop(self) -> None:
+        """Nothing more is written, what is pending included (the connection's close frame went)."""
+        self._ending = True
+        self._pending = []
+        if self._flushing is not None:
+            self._flushing.cancel()
+            self._flushing = None

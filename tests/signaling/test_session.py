@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -14,6 +15,8 @@ import pytest
 import socketio
 
 from kolabmeet.app import Server
+from kolabmeet.signaling import session as session_module
+from kolabmeet.signaling import websocket
 from kolabmeet.signaling.session import REFUSED, Session
 from tests.helpers import Browser, KolabApp
 from tests.signaling.common import ack_arguments, new_browser, ready_socket, until, with_query
@@ -69,7 +72,7 @@ async def test_a_refused_socket_is_told_as_socketio_told_it(app: KolabApp, http:
     try:
         await ws.send_str("40")
         assert (await ws.receive_str(timeout=2)).startswith('40{"sid":')
-        assert await ws.receive_str(timeout=2) == REFUSED == '41{"message":"Connection rejected by server"}'
+        assert await ws.receive_str(timeout=2) == REFUSED == "41"  # python-socketio's had a payload (see REFUSED)
         await ws.send_str('420["request",{"method":"ping"}]')
         await nothing_more(ws)
     finally:
@@ -92,8 +95,8 @@ async def test_a_replaced_socket_gets_socketio_disconnect_and_the_new_one_roomba
         assert await old.receive_str(timeout=2) == "41"
         await old.send_str('420["request",{"method":"ping"}]')
         await nothing_more(old)
-        peer_id = parse_qs(urlsplit(token).query)["peerId"]
-        assert len([s for s in server.signaling.sessions.values() if parse_qs(s.query)["peerId"] == peer_id]) == 1
+        peer_id = parse_qs(urlsplit(token).query)["peerId"][0]
+        assert len([s for s in server.signaling.sessions.values() if s.query.get("peerId") == peer_id]) == 1
     finally:
         await old.close()
         await new.close()
@@ -164,6 +167,7 @@ async def test_a_client_answering_pings_stays_and_one_that_stops_is_closed(
         assert await ws.receive_str(timeout=2) == "2"
         await ws.send_str("3")
     assert await ws.receive_str(timeout=2) == "2"  # left unanswered
+    assert await ws.receive_str(timeout=2) == "1"  # engine.io's CLOSE, as python-engineio ends it
     await closed(ws)
     await until(lambda: server.rooms.get(room) is None or server.rooms.get(room).peers[peer_id].sid is None)
 
@@ -239,7 +243,7 @@ async def test_a_session_that_ended_is_forgotten(server: Server, app: KolabApp, 
     await until(lambda: sid not in server.signaling.sessions)
     await ws.close()
     await until(lambda: not server.signaling._open_sessions or all(
-        parse_qs(s.query).get("peerId") != [peer_id] for s in server.signaling._open_sessions))
+        s.query.get("peerId") != peer_id for s in server.signaling._open_sessions))
 
 
 async def test_an_engineio_3_client_or_a_plain_get_goes_to_python_engineio(app: KolabApp,
@@ -251,3 +255,95 @@ async def test_an_engineio_3_client_or_a_plain_get_goes_to_python_engineio(app: 
     parts = urlsplit(with_query(token, EIO="4", transport="websocket"))
     async with http.get(f"http://{parts.netloc}/meetmedia/signaling/?{parts.query}") as response:
         assert response.status == 400  # no Upgrade header: engine.io's answer
+
+
+async def test_a_second_connect_of_the_namespace_is_refused_as_socketio_refused_it(
+        app: KolabApp, http: aiohttp.ClientSession) -> None:
+    ws, _peer_id = await ready_socket(http, app, await app.create_room())
+    try:
+        await ws.send_str("40")
+        assert await ws.receive_str(timeout=2) == '44"Unable to connect"'
+        await ws.send_str("43" + "1" * 5000 + "[]")  # an ack id past CPython's digit limit
+        await ws.send_str('4290["request",{"method":"ping"}]')
+        assert await ws.receive_str(timeout=3) == "4390[]"
+    finally:
+        await ws.close()
+
+
+async def test_a_connect_handler_that_fails_refuses_and_leaves_the_peer_its_grace(
+        server: Server, app: KolabApp, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    room_id = await app.create_room()
+    token = (await app.connection(room_id))["token"]
+    room = server.rooms.get(room_id)
+
+    async def failing(_peer: object) -> None:
+        raise RuntimeError("a fault")
+
+    monkeypatch.setattr(room, "router_for", failing)
+    ws, _opened = await open_socket(http, token)
+    try:
+        await ws.send_str("40")
+        assert (await ws.receive_str(timeout=2)).startswith("40")
+        assert await ws.receive_str(timeout=2) == REFUSED
+        peer = room.peers[parse_qs(urlsplit(token).query)["peerId"][0]]
+        assert peer.sid is None and peer.grace_timer is not None
+        assert not server.signaling._peers_by_sid.get(peer.sid or "")
+    finally:
+        await ws.close()
+
+
+async def test_a_disconnect_handler_that_fails_keeps_the_socket(
+        server: Server, app: KolabApp, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def failing(_sid: str, _reason: str) -> None:
+        raise RuntimeError("a fault")
+
+    monkeypatch.setattr(server.signaling, "_on_disconnect", failing)
+    ws, _peer_id = await ready_socket(http, app, await app.create_room())
+    try:
+        await ws.send_str("41")
+        await ws.send_str("40")
+        assert (await ws.receive_str(timeout=2)).startswith("40")
+    finally:
+        await ws.close()
+
+
+async def test_a_socket_that_connects_no_namespace_is_closed(
+        app: KolabApp, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(session_module, "CONNECT_TIMEOUT", 0.3)
+    ws, _opened = await open_socket(http, (await app.connection(await app.create_room()))["token"])
+    assert await ws.receive_str(timeout=2) == "1"
+    await closed(ws)
+
+
+def client_frame(text: str) -> bytes:
+    """A client's text frame (RFC 6455 section 5.2), masked with a key of zeros."""
+    payload = text.encode()
+    length = bytes([0x80 | len(payload)]) if len(payload) < 126 else bytes([0xFE]) + len(payload).to_bytes(2, "big")
+    return b"\x81" + length + b"\0\0\0\0" + payload
+
+
+async def test_a_client_that_stops_reading_is_closed_before_its_answers_pile_up(
+        server: Server, app: KolabApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(websocket, "MAX_UNSENT", 64 * 1024)
+    parts = urlsplit((await app.connection(await app.create_room()))["token"])
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(raw, (parts.hostname, parts.port))
+    await loop.sock_sendall(raw, (f"GET /meetmedia/signaling/?EIO=4&transport=websocket&{parts.query} HTTP/1.1\r\n"
+                                  f"Host: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                                  ).encode() + client_frame("40"))
+    await asyncio.sleep(0.2)
+    try:
+        for n in range(2000):  # each answer is the router's capabilities, several KiB, never read
+            await loop.sock_sendall(raw, client_frame(f'42{n}["request",{{"method":"getRouterRtpCapabilities"}}]'))
+            if not server.signaling._open_sessions:
+                break
+        await until(lambda: not server.signaling._open_sessions)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        raw.close()
+    await until(lambda: not server.signaling._open_sessions)
