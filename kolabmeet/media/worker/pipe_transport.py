@@ -15,7 +15,7 @@ from kolabmeet.media.worker.pipe_consumer import PipeConsumer
 from kolabmeet.media.worker.plain_transport import PlainTransport
 from kolabmeet.media.worker.producer import Producer
 from kolabmeet.media.worker.send import Sender
-from kolabmeet.media.worker.transport import RECV_BUFFER, Notify
+from kolabmeet.media.worker.transport import DRAIN_BURST, RECV_BUFFER, Notify
 
 if TYPE_CHECKING:
     from kolabmeet.media.worker.router import Router
@@ -65,9 +65,11 @@ class PipeTransport(PlainTransport):
             self._sender.send_rtp(self._bundle.take())
 
     def _on_readable(self, sock: socket.socket, rtcp_port: bool) -> None:
-        """Drain the socket; each packet of a bundle is handled as if it had come alone."""
+        """Read up to DRAIN_BURST datagrams; each packet of a bundle is handled as if it had come alone."""
         buf, view = _PIPE_RECV, _PIPE_VIEW
-        while not self.closed:
+        for _ in range(DRAIN_BURST):
+            if self.closed:
+                return
             try:
                 length = sock.recv_into(buf)
             except (BlockingIOError, InterruptedError):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from kolabmeet.media.errors import MediaError
 from kolabmeet.media.worker.send import Sender, UdpSender
-from kolabmeet.media.worker.transport import RECV_BUFFER, SEND, Notify, Transport
+from kolabmeet.media.worker.transport import DRAIN_BURST, RECV_BUFFER, SEND, Notify, Transport
 from kolabmeet.media.worker.udp import bind_udp
 
 if TYPE_CHECKING:
@@ -50,9 +50,11 @@ class PlainTransport(Transport):
             loop.add_reader(self.rtcp_sock.fileno(), self._on_readable, self.rtcp_sock, True)
 
     def _on_readable(self, sock: socket.socket, rtcp_port: bool) -> None:
-        """Drain the socket: one event-loop wake-up for every datagram waiting."""
+        """Read the socket: one event-loop wake-up for up to DRAIN_BURST datagrams waiting."""
         buf = RECV_BUFFER
-        while not self.closed:
+        for _ in range(DRAIN_BURST):
+            if self.closed:
+                return
             try:
                 length, address = sock.recvfrom_into(buf)
             except (BlockingIOError, InterruptedError):

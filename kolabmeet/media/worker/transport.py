@@ -32,6 +32,12 @@ RTCP_COMPOUND_MAX = 1200
 RECV = PacketBuffer()
 RECV_BUFFER = RECV.data
 RECV_VIEW = RECV.view
+DRAIN_BURST = 64
+"""Datagrams a socket's reader takes per wake-up of the event loop. A worker past a full core
+receives faster than it forwards: a reader draining until the socket is empty then never returned,
+and the control channel and the timers (RTCP, pacing, layer choices) starved for many seconds.
+Stopping after a burst leaves the socket readable; the loop comes back to it after the others,
+and what the worker cannot take, the kernel drops."""
 SEND = PacketBuffer()
 """Where a consumer's copy of a packet is made (extension ids changed, SRTP applied)."""
 _SSRC = struct.Struct("!I")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from kolabmeet.media.errors import MediaError
 from kolabmeet.media.worker import stun
-from kolabmeet.media.worker.transport import RECV_BUFFER
+from kolabmeet.media.worker.transport import DRAIN_BURST, RECV_BUFFER
 from kolabmeet.media.worker.tuple import TcpTuple, Tuple, UdpTuple
 from kolabmeet.media.worker.udp import tune
 
@@ -102,11 +102,11 @@ class WebRtcServer:
         asyncio.get_running_loop().add_reader(sock.fileno(), self._on_tuple_readable, sock, bound)
 
     def _on_tuple_readable(self, sock: socket.socket, bound: tuple[UdpTuple, "WebRtcTransport"]) -> None:
-        """Drain a tuple's own socket. What came from elsewhere (queued in the moment between its
-        bind and its connect) is sorted as on the shared socket."""
+        """Read up to DRAIN_BURST datagrams of a tuple's own socket. What came from elsewhere (queued
+        in the moment between its bind and its connect) is sorted as on the shared socket."""
         buf = RECV_BUFFER
         remote, transport = bound[0].key, bound[1]
-        while True:
+        for _ in range(DRAIN_BURST):
             try:
                 length, address = sock.recvfrom_into(buf)
             except (BlockingIOError, InterruptedError):
@@ -124,10 +124,10 @@ class WebRtcServer:
                 self._on_datagram(buf, length, address)
 
     def _on_udp_readable(self) -> None:
-        """Drain the UDP socket: one wake-up for every datagram waiting."""
+        """Read the UDP socket: one wake-up for up to DRAIN_BURST datagrams waiting."""
         buf = RECV_BUFFER
         sock = self.udp
-        while True:
+        for _ in range(DRAIN_BURST):
             try:
                 length, address = sock.recvfrom_into(buf)
             except (BlockingIOError, InterruptedError):

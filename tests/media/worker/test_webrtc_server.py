@@ -1,10 +1,11 @@
-"""The worker's shared WebRTC port: binding it."""
+"""The worker's shared WebRTC port: binding it, reading it."""
 
 import socket
 
 import pytest
 
 from kolabmeet.media.errors import MediaError
+from kolabmeet.media.worker.transport import DRAIN_BURST
 from kolabmeet.media.worker.webrtc_server import WebRtcServer
 
 
@@ -33,4 +34,28 @@ async def test_the_shared_socket_lets_the_tuples_bind_its_port() -> None:
         own.bind(("127.0.0.1", server.udp_port))
         own.close()
     finally:
+        server.close()
+
+
+async def test_a_reader_takes_one_burst_per_wake_up_and_leaves_the_rest_to_the_next() -> None:
+    """A worker past a full core must still serve its channel and timers: a wake-up of the shared
+    socket's reader reads DRAIN_BURST datagrams, not everything that keeps coming."""
+    server = WebRtcServer("127.0.0.1", None)
+    await server.start(0)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for n in range(DRAIN_BURST * 3):  # RTP-looking datagrams from a tuple no transport has
+            sender.sendto(b"\x80" + n.to_bytes(2, "big") + bytes(20), ("127.0.0.1", server.udp_port))
+        server._on_udp_readable()
+        left = 0
+        server.udp.setblocking(False)
+        while True:
+            try:
+                server.udp.recv(2048)
+            except BlockingIOError:
+                break
+            left += 1
+        assert left == DRAIN_BURST * 2
+    finally:
+        sender.close()
         server.close()
