@@ -45,23 +45,44 @@ MAX_ACK_ID_DIGITS = 15
 digits, CPython converts at most 4300)."""
 
 
-def parse_request(text: str) -> tuple[int | None, Any] | None:
-    """(ack id or None, payload) of a socket.io packet `2<id>["request",payload]` of the default
-    namespace; None for any other packet, a malformed one included (the session ignores it, as
-    python-socketio ignores an event it has no handler for)."""
+def _split(text: str, kind: str) -> tuple[int | None, Any] | None:
+    """(ack id or None, decoded JSON) of a socket.io packet `<kind><id>[...]` of the default
+    namespace; None when it is another kind, or malformed."""
     bracket = text.find("[", 1, MAX_ACK_ID_DIGITS + 2)
-    if not text.startswith("2") or bracket < 0 or not text.startswith('["request"', bracket):
+    if not text.startswith(kind) or bracket < 0:
         return None
     digits = text[1:bracket]
     if digits and not (digits.isascii() and digits.isdigit()):
         return None
     try:
-        event = _decode(text[bracket:])
+        data = _decode(text[bracket:])
     except (msgspec.DecodeError, ValueError, RecursionError):
         return None
+    return (int(digits) if digits else None), data
+
+
+def parse_request(text: str) -> tuple[int | None, Any] | None:
+    """(ack id or None, payload) of a socket.io packet `2<id>["request",payload]` of the default
+    namespace; None for any other packet, a malformed one included (the session ignores it, as
+    python-socketio ignores an event it has no handler for)."""
+    if not text.startswith('["request"', text.find("[", 1, MAX_ACK_ID_DIGITS + 2)):
+        return None
+    packet = _split(text, "2")
+    if packet is None:
+        return None
+    ack_id, event = packet
     if not isinstance(event, list) or not 1 <= len(event) <= 2 or event[0] != "request":
         return None
-    return (int(digits) if digits else None), (event[1] if len(event) == 2 else None)
+    return ack_id, (event[1] if len(event) == 2 else None)
+
+
+def parse_ack(text: str) -> tuple[int, list[Any]] | None:
+    """(ack id, arguments) of a socket.io ACK `3<id>[...]` of the default namespace; None for
+    anything else, a malformed one included."""
+    packet = _split(text, "3")
+    if packet is None or packet[0] is None or not isinstance(packet[1], list):
+        return None
+    return packet[0], packet[1]
 
 
 def ack_packet(ack_id: int, answer: Any) -> str:

@@ -103,7 +103,7 @@ class Signaling:
                 or request.headers.get("Upgrade", "").lower() != "websocket"):
             return await self.sio.handle_request(request)
         eio = self.sio.eio
-        session = Session(request, self.sessions, self._session_connected, self._take_request, self._on_disconnect,
+        session = Session(request, self.sessions, self._connect, self._take_request, self._on_disconnect,
                           eio.ping_interval, eio.ping_timeout, MAX_MESSAGE)
         self._open_sessions.add(session)
         try:
@@ -126,9 +126,6 @@ class Signaling:
         if not await self._connect(sid, MultiDict(parse_qsl(environ.get("QUERY_STRING", "")))):
             self.notifier.disconnect(sid)
         return True
-
-    async def _session_connected(self, session: Session) -> bool:
-        return session.sid is not None and await self._connect(session.sid, session.query)
 
     async def _connect(self, sid: str, query: Mapping[str, str]) -> bool:
         """A socket of the default namespace, its URL's query naming the peer: True when accepted."""
@@ -182,22 +179,22 @@ class Signaling:
         loop = asyncio.get_running_loop()
         peer.grace_timer = loop.call_later(self.config.reconnect_grace, lambda: room.spawn(room.close_peer(peer)))
 
-    def _take_request(self, session: Session, ack_id: int | None, payload: Any) -> None:
+    def _take_request(self, session: Session, sid: str, ack_id: int | None, payload: Any) -> None:
         """A `request` event of a session, answered as python-socketio answers one (its ack written
         to the socket). The handler starts at once and gets a task of its own only if it has to
         wait (`eager`): most requests never do."""
         try:
-            task = eager.start(self._answer(session, session.sid, ack_id, payload))
+            task = eager.start(self._answer(session, sid, ack_id, payload))
         except Exception:  # a fault answering one request must not end the socket's session
-            log.exception("socket %s: answering a request failed", session.sid)
+            log.exception("socket %s: answering a request failed", sid)
             return
         if task is not None:
             self._requests.add(task)
             task.add_done_callback(self._requests.discard)
 
-    async def _answer(self, session: Session, sid: str | None, ack_id: int | None, payload: Any) -> None:
+    async def _answer(self, session: Session, sid: str, ack_id: int | None, payload: Any) -> None:
         try:
-            answer = await self._on_request(sid or "", payload)
+            answer = await self._on_request(sid, payload)
         except asyncio.CancelledError:
             answer = None  # as python-socketio answers a cancelled handler
         if ack_id is not None:

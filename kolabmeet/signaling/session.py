@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -23,7 +23,7 @@ import socketio
 from aiohttp import WSMsgType, web
 
 from kolabmeet import ids
-from kolabmeet.signaling.packets import MAX_ACK_ID_DIGITS, parse_request
+from kolabmeet.signaling.packets import parse_ack, parse_request
 from kolabmeet.signaling.websocket import FrameWriter
 
 log = logging.getLogger("kolabmeet.signaling")
@@ -42,7 +42,6 @@ CONNECT_TIMEOUT = 45.0
 """Seconds a WebSocket may stay open without a connected namespace (socket.io's `connectTimeout`)."""
 
 _encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder().decode
 
 
 class Session:
@@ -50,13 +49,13 @@ class Session:
 
     `sid` is the socket.io id while the default namespace is connected (None before and after);
     the session is in `registry` under it meanwhile. The signaling is told through three hooks:
-    `on_connect(session)` decides whether the namespace connect is accepted, `on_request(session,
-    ack_id, payload)` gets each `request` event, `on_disconnect(sid, reason)` the namespace's end.
+    `on_connect(sid, query)` decides whether the namespace connect is accepted, `on_request(session,
+    sid, ack_id, payload)` gets each `request` event, `on_disconnect(sid, reason)` the namespace's end.
     """
 
     def __init__(self, request: web.Request, registry: dict[str, "Session"],
-                 on_connect: Callable[["Session"], Awaitable[bool]],
-                 on_request: Callable[["Session", int | None, Any], None],
+                 on_connect: Callable[[str, Mapping[str, str]], Awaitable[bool]],
+                 on_request: Callable[["Session", str, int | None, Any], None],
                  on_disconnect: Callable[[str, str], Awaitable[None]],
                  ping_interval: float, ping_timeout: float, max_message: int) -> None:
         self.eio_sid = ids.session_id()
@@ -171,10 +170,10 @@ class Session:
         if kind == "2":
             request = parse_request(text) if self.sid is not None else None
             if request is not None:
-                self._on_request(self, *request)
+                self._on_request(self, self.sid, *request)
         elif kind == "3":
             if self.sid is not None:  # acks of a namespace that ended are dropped, as python-socketio does
-                self._acked(text[1:])
+                self._acked(text)
         elif kind == "0":
             namespace = _namespace(text[1:])
             if namespace != "/":
@@ -198,7 +197,7 @@ class Session:
         self._registry[sid] = self
         self.write("40" + _encode({"sid": sid}).decode())
         try:
-            accepted = await self._on_connect(self)
+            accepted = await self._on_connect(sid, self.query)
         except Exception:
             log.exception("socket %s: connect failed", self.eio_sid)
             self.write(REFUSED)
@@ -206,34 +205,33 @@ class Session:
             return
         if not accepted and self.sid == sid:
             self.write(REFUSED)
-            self._registry.pop(sid, None)
-            self.sid = None
+            self._end_namespace()
 
     async def _leave(self, reason: str) -> None:
         """The default namespace ends; calls waiting for an ack wait for their timeouts, as they do
         with python-socketio (a peer that comes back on a new socket is asked again)."""
-        sid, self.sid = self.sid, None
+        sid = self._end_namespace()
         if sid is None:
             return
-        self._registry.pop(sid, None)
         try:
             await self._on_disconnect(sid, reason)
         except Exception:
             log.exception("socket %s: handling its disconnect (%s) failed", sid, reason)
 
+    def _end_namespace(self) -> str | None:
+        """The socket.io id the namespace had, now out of the registry; None if not connected."""
+        sid, self.sid = self.sid, None
+        if sid is not None:
+            self._registry.pop(sid, None)
+        return sid
+
     def _acked(self, text: str) -> None:
-        bracket = text.find("[", 0, MAX_ACK_ID_DIGITS + 1)
-        digits = text[:bracket] if bracket > 0 else ""
-        future = self._calls.get(int(digits)) if digits.isascii() and digits.isdigit() else None
-        if future is None or future.done():
-            return
-        try:
-            arguments = _decode(text[bracket:])
-        except (msgspec.DecodeError, ValueError, RecursionError):
-            log.debug("socket %s: undecodable ack ignored", self.eio_sid)
-            return
-        if isinstance(arguments, list):
-            future.set_result(arguments)
+        ack = parse_ack(text)
+        future = self._calls.get(ack[0]) if ack is not None else None
+        if future is None:
+            log.debug("socket %s: an ack nothing waits for, or undecodable, ignored", self.eio_sid)
+        elif not future.done():
+            future.set_result(ack[1])
 
     def _ping(self) -> None:
         """Every ping interval: a ping, answered within the ping timeout or the connection closes."""
@@ -242,7 +240,7 @@ class Session:
         self._timer = self._loop.call_later(self._ping_timeout, self._no_pong)
 
     def _pong(self) -> None:
-        if self._pinged and self._timer is not None:
+        if self._pinged:
             self._pinged = False
             self._timer.cancel()
             self._timer = self._loop.call_later(self._ping_interval, self._ping)

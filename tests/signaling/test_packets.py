@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from socketio import packet
 
-from kolabmeet.signaling.packets import SignalingPacket, ack_packet, parse_request
+from kolabmeet.signaling.packets import SignalingPacket, ack_packet, parse_ack, parse_request
 
 
 def test_an_event_encodes_as_socket_io_text() -> None:
@@ -54,6 +54,15 @@ def test_a_request_event_is_read_with_its_ack_id(text: str, expected: tuple[obje
 ])
 def test_anything_else_is_left_to_socket_io(text: str) -> None:
     assert parse_request(text) is None
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("37[]", (7, [])), ('312[null,{"a":1}]', (12, [None, {"a": 1}])),
+    ("3[]", None), ('37{"a":1}', None), ("37[", None), ("3x[]", None), ("3" + "1" * 16 + "[]", None),
+    ("27[]", None), ("3/admin,7[]", None), ("", None),
+])
+def test_an_ack_is_read_with_its_id_and_arguments(text: str, expected: object) -> None:
+    assert parse_ack(text) == expected
 
 
 @pytest.mark.parametrize(("answer", "text"), [
